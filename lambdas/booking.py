@@ -1,0 +1,145 @@
+"""The booking contract: the saga's execution input and the errors a step may end in.
+
+Every handler validates the whole document at the edge, so a malformed booking
+fails with ``InvalidBooking`` before any service has written anything. The
+exception class names are the error names the state machine sees (Lambda
+reports them as ``errorType``), so they are part of the contract too.
+"""
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+SERVICES = ("flight", "hotel", "payment")
+MAX_UNITS = 9  # seats or rooms in one booking, as airlines and hotels cap them
+MAX_AMOUNT = Decimal(1_000_000_000)
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_SECTIONS = {
+    "flight": {"flight_id", "seats"},
+    "hotel": {"hotel_id", "rooms"},
+    "payment": {"amount", "currency"},
+}
+_TOP_LEVEL = {"booking_id", "customer_id", *_SECTIONS}
+_CHAOS = {"fail_at", "fail_cancel"}
+
+
+class BusinessError(Exception):
+    """A failure that retrying cannot fix: the saga compensates at once."""
+
+
+class InvalidBooking(BusinessError):
+    """The booking document does not match the contract."""
+
+
+class SoldOut(BusinessError):
+    """Unknown flight or hotel, or not enough seats or rooms left."""
+
+
+class PaymentDeclined(BusinessError):
+    """The charge was refused."""
+
+
+class BookingCancelled(BusinessError):
+    """The booking was already cancelled: a late reserve must not resurrect it."""
+
+
+class ChaosFailure(BusinessError):
+    """A failure forced by the booking's ``chaos`` section (chaos-enabled stacks only)."""
+
+
+class TransientFailure(Exception):
+    """A failure worth retrying (a write conflict); the state machine retries it."""
+
+
+@dataclass(frozen=True)
+class Chaos:
+    fail_at: str | None = None
+    fail_cancel: str | None = None
+
+
+@dataclass(frozen=True)
+class Booking:
+    booking_id: str
+    customer_id: str
+    flight_id: str
+    seats: int
+    hotel_id: str
+    rooms: int
+    amount: Decimal
+    currency: str
+    chaos: Chaos
+
+
+def parse_booking(document: object) -> Booking:
+    """Return the validated booking, or raise ``InvalidBooking`` naming the first problem."""
+    doc = _object(document, "booking", required=_TOP_LEVEL, optional={"chaos"})
+    flight = _object(doc["flight"], "flight", required=_SECTIONS["flight"])
+    hotel = _object(doc["hotel"], "hotel", required=_SECTIONS["hotel"])
+    payment = _object(doc["payment"], "payment", required=_SECTIONS["payment"])
+    return Booking(
+        booking_id=parse_booking_id(doc.get("booking_id")),
+        customer_id=_identifier(doc["customer_id"], "customer_id"),
+        flight_id=_identifier(flight["flight_id"], "flight.flight_id"),
+        seats=_units(flight["seats"], "flight.seats"),
+        hotel_id=_identifier(hotel["hotel_id"], "hotel.hotel_id"),
+        rooms=_units(hotel["rooms"], "hotel.rooms"),
+        amount=_amount(payment["amount"]),
+        currency=_matching(payment["currency"], _CURRENCY, "payment.currency", "a 3-letter ISO code"),
+        chaos=_chaos(doc.get("chaos")),
+    )
+
+
+def parse_booking_id(value: object) -> str:
+    """The idempotency key; cancels need nothing else from the document."""
+    return _identifier(value, "booking_id")
+
+
+def _object(value: object, name: str, required: set[str], optional: frozenset | set = frozenset()) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidBooking(f"{name} must be an object")
+    missing = sorted(required - value.keys())
+    if missing:
+        raise InvalidBooking(f"{name} is missing {', '.join(missing)}")
+    unknown = sorted(str(key)[:64] for key in value.keys() - required - optional)
+    if unknown:
+        raise InvalidBooking(f"{name} has unknown field(s) {', '.join(unknown)}")
+    return value
+
+
+def _identifier(value: object, name: str) -> str:
+    return _matching(value, _ID, name, "1-64 characters of A-Z a-z 0-9 _ -")
+
+
+def _matching(value: object, pattern: re.Pattern, name: str, expected: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidBooking(f"{name} must be {expected}")
+    return value
+
+
+def _units(value: object, name: str) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_UNITS:
+        raise InvalidBooking(f"{name} must be a whole number from 1 to {MAX_UNITS}")
+    return value
+
+
+def _amount(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidBooking("payment.amount must be a number")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidBooking("payment.amount must be a number") from None
+    if not amount.is_finite() or not 0 < amount <= MAX_AMOUNT or amount != amount.quantize(Decimal("0.01")):
+        raise InvalidBooking(f"payment.amount must be positive, at most {MAX_AMOUNT}, with at most 2 decimals")
+    return amount
+
+
+def _chaos(value: object) -> Chaos:
+    if value is None:
+        return Chaos()
+    chaos = _object(value, "chaos", required=set(), optional=_CHAOS)
+    for key in _CHAOS & chaos.keys():
+        if chaos[key] not in SERVICES:
+            raise InvalidBooking(f"chaos.{key} must be one of {', '.join(SERVICES)}")
+    return Chaos(**chaos)

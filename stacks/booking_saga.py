@@ -1,0 +1,255 @@
+"""The trip-booking saga: three services, each with its own table and reserve/cancel Lambdas,
+orchestrated by a Step Functions state machine that compensates in reverse order."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.saga_chain import COMPENSATION_FAILURE_PATH, FAILURE_PATH, Saga, SagaStep
+
+LAMBDA_CODE = Path(__file__).resolve().parent.parent / "lambdas"
+# DynamoDB work takes milliseconds; 5 s leaves room for a cold start and the SDK's own retries,
+# and stays well under the task timeout so Step Functions sees the Lambda's own timeout first.
+LAMBDA_TIMEOUT = Duration.seconds(5)
+TASK_TIMEOUT = Duration.seconds(10)
+# 256 MB buys twice the CPU of 128 MB, which halves boto3's import on a cold start.
+LAMBDA_MEMORY_MB = 256
+# Worst case: every compensation exhausting its retries (about 5 minutes each) after the reserves.
+EXECUTION_TIMEOUT = Duration.minutes(30)
+
+_CANCEL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One saga step's service: what its states are called and what its Lambdas may do."""
+
+    name: str
+    table_id: str
+    reserve_state: str
+    cancel_state: str
+    reserve_actions: tuple[str, ...]
+
+
+SERVICES = (
+    Service("flight", "Flights", "ReserveFlight", "CancelFlight", ("dynamodb:PutItem", "dynamodb:UpdateItem")),
+    Service("hotel", "Hotels", "ReserveHotel", "CancelHotel", ("dynamodb:PutItem", "dynamodb:UpdateItem")),
+    Service("payment", "Payments", "ProcessPayment", "RefundPayment", ("dynamodb:PutItem",)),
+)
+
+
+@dataclass(frozen=True)
+class SagaSettings:
+    """Deployment settings, read from CDK context (``cdk deploy -c stage=production``)."""
+
+    stage: str = "dev"
+    chaos_enabled: bool = True
+    payment_limit: int = 500_000
+
+    @property
+    def stack_name(self) -> str:
+        return "BookingSaga" if self.stage == "dev" else f"BookingSaga-{self.stage}"
+
+    @property
+    def is_production(self) -> bool:
+        return "prod" in self.stage.lower()
+
+    @classmethod
+    def from_context(cls, node) -> "SagaSettings":
+        stage = str(node.try_get_context("stage") or "dev")
+        chaos = node.try_get_context("chaos")
+        settings = cls(
+            stage=stage,
+            chaos_enabled=("prod" not in stage.lower()) if chaos is None else _flag(chaos, "chaos"),
+            payment_limit=int(node.try_get_context("payment_limit") or cls.payment_limit),
+        )
+        if settings.is_production and settings.chaos_enabled:
+            raise ValueError(f"chaos cannot be enabled on the production stage {stage!r}")
+        return settings
+
+
+def _flag(value: object, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise ValueError(f"context {name} must be true or false, not {value!r}")
+
+
+class BookingSagaStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: SagaSettings, **kwargs):
+        super().__init__(scope, construct_id, **kwargs)
+        removal = RemovalPolicy.RETAIN if settings.is_production else RemovalPolicy.DESTROY
+        code = lambda_.Code.from_asset(str(LAMBDA_CODE), exclude=["__pycache__", "*.pyc"])
+
+        steps, functions = [], []
+        self.tables: dict[str, dynamodb.Table] = {}
+        for service in SERVICES:
+            table = dynamodb.Table(
+                self,
+                service.table_id,
+                partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                    point_in_time_recovery_enabled=True
+                ),
+                encryption=dynamodb.TableEncryption.AWS_MANAGED,
+                deletion_protection=settings.is_production,
+                removal_policy=removal,
+            )
+            self.tables[service.name] = table
+            environment = {"TABLE_NAME": table.table_name, "CHAOS_ENABLED": str(settings.chaos_enabled).lower()}
+            if service.name == "payment":
+                environment["PAYMENT_LIMIT"] = str(settings.payment_limit)
+            reserve = self._function(service.reserve_state, code, f"{service.name}.reserve", environment, removal)
+            cancel = self._function(service.cancel_state, code, f"{service.name}.cancel", environment, removal)
+            table.grant(reserve, *service.reserve_actions)
+            table.grant(cancel, *_CANCEL_ACTIONS)
+            functions += [reserve, cancel]
+            steps.append(
+                SagaStep(
+                    action=_invoke(self, service.reserve_state, reserve, f"$.reservations.{service.name}"),
+                    compensation=_invoke(self, service.cancel_state, cancel, f"$.compensations.{service.name}"),
+                )
+            )
+
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "CompensationDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=removal,
+        )
+        Validations.of(self.dead_letter_queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the saga's dead-letter queue: it parks failed compensations for an "
+                "operator.",
+            )
+        )
+        park = tasks.SqsSendMessage(
+            self,
+            "SendToDeadLetterQueue",
+            queue=self.dead_letter_queue,
+            message_body=sfn.TaskInput.from_object(
+                {"execution_arn": sfn.JsonPath.execution_id, "saga": sfn.JsonPath.entire_payload}
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+            task_timeout=sfn.Timeout.duration(TASK_TIMEOUT),
+        )
+        park.add_retry(errors=[sfn.Errors.ALL], max_attempts=5, backoff_rate=2, jitter_strategy=sfn.JitterType.FULL)
+        park.next(
+            sfn.Fail(
+                self,
+                "CompensationFailed",
+                error="CompensationFailed",
+                cause_path=sfn.JsonPath.format(
+                    "Booking {} is only partly undone: {}. Its state is in the dead-letter queue.",
+                    sfn.JsonPath.execution_name,
+                    sfn.JsonPath.string_at(f"{COMPENSATION_FAILURE_PATH}.Error"),
+                ),
+            )
+        )
+
+        saga = Saga(
+            self,
+            "Saga",
+            steps=steps,
+            succeeded=sfn.Succeed(self, "BookingConfirmed"),
+            failed=sfn.Fail(
+                self, "BookingFailed", error_path=f"{FAILURE_PATH}.Error", cause_path=f"{FAILURE_PATH}.Cause"
+            ),
+            on_compensation_failure=park,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "BookingStateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(saga.definition),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=EXECUTION_TIMEOUT,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=logs.LogGroup(
+                    self, "StateMachineLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal
+                ),
+                level=sfn.LogLevel.ERROR,
+            ),
+        )
+        Validations.of(self.state_machine).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SF1",
+                reason="Errors are logged; logging every event of every booking is a cost choice left to the stage.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="Log delivery and X-Ray trace APIs have no resource-level permissions.",
+            ),
+            *(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::<{self.resolve(self.get_logical_id(fn.node.default_child))}.Arn>:*]",
+                    reason="Step Functions invokes the function by ARN and may name a version or alias: '<arn>:*'.",
+                )
+                for fn in functions
+            ),
+        )
+
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        for service in SERVICES:
+            CfnOutput(self, f"{service.table_id}Table", value=self.tables[service.name].table_name)
+        CfnOutput(self, "DeadLetterQueueUrl", value=self.dead_letter_queue.queue_url)
+
+    def _function(self, name: str, code, handler: str, environment: dict, removal: RemovalPolicy):
+        """A Lambda with its own log group and a role that may write only there (no managed policies)."""
+        log_group = logs.LogGroup(self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
+        role = iam.Role(self, f"{name}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        log_group.grant_write(role)
+        function = lambda_.Function(
+            self,
+            f"{name}Function",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.ARM_64,
+            code=code,
+            handler=handler,
+            role=role,
+            log_group=log_group,
+            timeout=LAMBDA_TIMEOUT,
+            memory_size=LAMBDA_MEMORY_MB,
+            environment=environment,
+        )
+        Validations.of(function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason="Python 3.13 is the runtime the handlers are built and tested for; moving to a newer one "
+                "is a deliberate, tested upgrade rather than a moving default.",
+            )
+        )
+        return function
+
+
+def _invoke(scope: Construct, state: str, fn: lambda_.IFunction, result_path: str) -> tasks.LambdaInvoke:
+    """A task that hands the Lambda the original booking (not the growing state) and its own state name."""
+    return tasks.LambdaInvoke(
+        scope,
+        state,
+        lambda_function=fn,
+        payload=sfn.TaskInput.from_object(
+            {
+                "step": sfn.JsonPath.string_at("$$.State.Name"),
+                "booking": sfn.JsonPath.object_at("$$.Execution.Input"),
+            }
+        ),
+        payload_response_only=True,
+        retry_on_service_exceptions=False,
+        result_path=result_path,
+        task_timeout=sfn.Timeout.duration(TASK_TIMEOUT),
+    )

@@ -1,0 +1,88 @@
+"""A saga as a construct: steps run in order, and any failure undoes them in reverse.
+
+Give it the ordered steps (each a reserve task and its cancel task); it chains
+the reserves, retries transient errors, and wires each reserve's catch into the
+compensation chain at the step's own cancel. A step can fail after its write
+landed (a timeout, a crash after commit), so its own cancel runs too; cancels
+are idempotent and do nothing where nothing was reserved.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+# Errors worth retrying on a reserve: the Lambda service's own hiccups and write conflicts.
+# Business errors (SoldOut, PaymentDeclined, InvalidBooking, ...) are deliberately absent.
+TRANSIENT_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransientFailure",
+]
+FAILURE_PATH = "$.failure"
+COMPENSATION_FAILURE_PATH = "$.compensation_failure"
+
+
+@dataclass(frozen=True)
+class SagaStep:
+    """One step: the task that does it and the task that undoes it."""
+
+    action: sfn.TaskStateBase
+    compensation: sfn.TaskStateBase
+
+
+class Saga(Construct):
+    """Wires ordered steps into a forward chain and a reverse compensation chain.
+
+    ``definition`` is the first state. A compensation that still fails after its
+    retries goes to ``on_compensation_failure`` so no half-undone saga is silent.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        steps: Sequence[SagaStep],
+        succeeded: sfn.INextable | sfn.State,
+        failed: sfn.State,
+        on_compensation_failure: sfn.IChainable,
+    ):
+        super().__init__(scope, construct_id)
+        if not steps:
+            raise ValueError("a saga needs at least one step")
+        undo_next: sfn.IChainable = failed
+        for step, following in zip(steps, [*steps[1:], None], strict=True):
+            step.action.add_retry(
+                errors=TRANSIENT_ERRORS,
+                interval=Duration.seconds(1),
+                max_attempts=3,
+                backoff_rate=2,
+                max_delay=Duration.seconds(10),
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+            step.action.add_catch(step.compensation, errors=[sfn.Errors.ALL], result_path=FAILURE_PATH)
+            step.action.next(following.action if following else succeeded)
+            # Compensations retry everything, longer: a saga must not stop half-undone.
+            step.compensation.add_retry(
+                errors=[sfn.Errors.ALL],
+                interval=Duration.seconds(2),
+                max_attempts=8,
+                backoff_rate=2,
+                max_delay=Duration.seconds(60),
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+            step.compensation.add_catch(
+                on_compensation_failure, errors=[sfn.Errors.ALL], result_path=COMPENSATION_FAILURE_PATH
+            )
+            step.compensation.next(undo_next)
+            undo_next = step.compensation
+        self.definition: sfn.IChainable = steps[0].action
