@@ -1,0 +1,187 @@
+"""The reserve and cancel handlers against moto's DynamoDB: capacity, idempotency, tombstones, bad input."""
+
+import pytest
+
+from booking import BookingCancelled, ChaosFailure, InvalidBooking, PaymentDeclined, SoldOut
+from tests.factories import booking
+from tests.lambdas.conftest import PAYMENT_LIMIT, TABLES
+
+
+def table_items(dynamodb, service: str) -> dict[str, dict]:
+    return {item["pk"]: item for item in dynamodb.Table(TABLES[service]).scan()["Items"]}
+
+
+def available(dynamodb, service: str, resource_id: str) -> int:
+    return int(table_items(dynamodb, service)[f"inventory#{resource_id}"]["available"])
+
+
+def test_reserve_takes_capacity_and_records_the_booking(dynamodb, stock, invoke):
+    stock("flight", "NH101", 5)
+
+    result = invoke("flight", "reserve", booking(), step="ReserveFlight")
+
+    assert result["status"] == "RESERVED"
+    assert (result["service"], result["booking_id"], result["resource_id"], result["quantity"]) == (
+        "flight",
+        "trip-0001",
+        "NH101",
+        2,
+    )
+    assert available(dynamodb, "flight", "NH101") == 3
+    assert table_items(dynamodb, "flight")["booking#trip-0001"]["status"] == "RESERVED"
+
+
+def test_replayed_reserve_returns_the_first_result_and_takes_nothing_more(dynamodb, stock, invoke):
+    stock("hotel", "TOKYO-GRAND", 3)
+
+    first = invoke("hotel", "reserve", booking())
+    replay = invoke("hotel", "reserve", booking())
+
+    assert replay == first
+    assert available(dynamodb, "hotel", "TOKYO-GRAND") == 2
+
+
+def test_not_enough_capacity_is_sold_out_and_changes_nothing(dynamodb, stock, invoke):
+    stock("flight", "NH101", 1)
+
+    with pytest.raises(SoldOut, match=r"ReserveFlight: flight NH101 has 1 left, 2 requested"):
+        invoke("flight", "reserve", booking(), step="ReserveFlight")
+
+    assert table_items(dynamodb, "flight").keys() == {"inventory#NH101"}
+    assert available(dynamodb, "flight", "NH101") == 1
+
+
+def test_unknown_flight_is_sold_out(dynamodb, invoke):
+    with pytest.raises(SoldOut, match="unknown flight NH101"):
+        invoke("flight", "reserve", booking())
+    assert table_items(dynamodb, "flight") == {}
+
+
+def test_capacity_is_never_oversold_by_successive_bookings(dynamodb, stock, invoke):
+    stock("flight", "NH101", 5)
+
+    outcomes = []
+    for n in range(4):
+        try:
+            invoke("flight", "reserve", booking(f"trip-{n}"))
+            outcomes.append("reserved")
+        except SoldOut:
+            outcomes.append("sold out")
+
+    assert outcomes == ["reserved", "reserved", "sold out", "sold out"]
+    assert available(dynamodb, "flight", "NH101") == 1
+
+
+def test_cancel_gives_capacity_back_once(dynamodb, stock, invoke):
+    stock("flight", "NH101", 5)
+    invoke("flight", "reserve", booking())
+
+    first = invoke("flight", "cancel", booking())
+    second = invoke("flight", "cancel", booking())
+
+    assert (first["status"], first["released"]) == ("CANCELLED", True)
+    assert (second["status"], second["released"]) == ("CANCELLED", False)
+    assert available(dynamodb, "flight", "NH101") == 5
+
+
+def test_cancel_with_nothing_reserved_leaves_a_tombstone_that_refuses_a_late_reserve(dynamodb, stock, invoke):
+    stock("hotel", "TOKYO-GRAND", 3)
+
+    cancelled = invoke("hotel", "cancel", booking(), step="CancelHotel")
+    with pytest.raises(BookingCancelled, match="ReserveHotel: hotel booking trip-0001 was already cancelled"):
+        invoke("hotel", "reserve", booking(), step="ReserveHotel")
+
+    assert (cancelled["status"], cancelled["released"]) == ("CANCELLED", False)
+    assert table_items(dynamodb, "hotel")["booking#trip-0001"]["status"] == "CANCELLED"
+    assert available(dynamodb, "hotel", "TOKYO-GRAND") == 3
+
+
+def test_payment_is_charged_and_refunded(dynamodb, invoke):
+    charged = invoke("payment", "reserve", booking())
+    refunded = invoke("payment", "cancel", booking())
+
+    assert (charged["status"], charged["amount"], charged["currency"]) == ("RESERVED", 84000, "JPY")
+    assert (refunded["status"], refunded["released"]) == ("CANCELLED", True)
+    assert table_items(dynamodb, "payment")["booking#trip-0001"]["status"] == "CANCELLED"
+
+
+def test_payment_above_the_limit_is_declined_and_nothing_is_charged(dynamodb, invoke):
+    expensive = booking(payment={"amount": PAYMENT_LIMIT + 0.5, "currency": "JPY"})
+
+    with pytest.raises(PaymentDeclined, match=r"ProcessPayment: 100000\.5 JPY is above the card limit of 100000"):
+        invoke("payment", "reserve", expensive, step="ProcessPayment")
+
+    assert table_items(dynamodb, "payment") == {}
+
+
+def test_chaos_forces_the_named_step_to_fail_before_writing(dynamodb, stock, invoke):
+    stock("flight", "NH101", 5)
+
+    with pytest.raises(ChaosFailure, match=r"ReserveFlight: forced to fail by chaos\.fail_at=flight"):
+        invoke("flight", "reserve", booking(chaos={"fail_at": "flight"}), step="ReserveFlight")
+
+    assert table_items(dynamodb, "flight").keys() == {"inventory#NH101"}
+    assert available(dynamodb, "flight", "NH101") == 5
+
+
+def test_chaos_is_ignored_where_it_is_disabled(monkeypatch, dynamodb, stock, invoke):
+    monkeypatch.setenv("CHAOS_ENABLED", "false")
+    stock("flight", "NH101", 5)
+
+    result = invoke("flight", "reserve", booking(chaos={"fail_at": "flight"}))
+    cancelled = invoke("flight", "cancel", booking(chaos={"fail_cancel": "flight"}))
+
+    assert result["status"] == "RESERVED"
+    assert cancelled["released"] is True
+
+
+def test_chaos_can_break_a_cancel_and_the_reservation_stays_until_a_cancel_succeeds(dynamodb, stock, invoke):
+    stock("hotel", "TOKYO-GRAND", 3)
+    invoke("hotel", "reserve", booking())
+
+    with pytest.raises(ChaosFailure, match=r"CancelHotel: forced to fail by chaos\.fail_cancel=hotel"):
+        invoke("hotel", "cancel", booking(chaos={"fail_cancel": "hotel"}), step="CancelHotel")
+    assert available(dynamodb, "hotel", "TOKYO-GRAND") == 2
+
+    invoke("hotel", "cancel", booking())
+    assert available(dynamodb, "hotel", "TOKYO-GRAND") == 3
+
+
+MALFORMED = {
+    "not an object": ["trip-0001"],
+    "missing flight": {k: v for k, v in booking().items() if k != "flight"},
+    "bad booking id": booking("trip 0001; DROP"),
+    "booking id too long": booking("x" * 65),
+    "seats as a string": booking(flight={"flight_id": "NH101", "seats": "2"}),
+    "seats as a bool": booking(flight={"flight_id": "NH101", "seats": True}),
+    "zero rooms": booking(hotel={"hotel_id": "TOKYO-GRAND", "rooms": 0}),
+    "too many seats": booking(flight={"flight_id": "NH101", "seats": 10**20}),
+    "negative amount": booking(payment={"amount": -1, "currency": "JPY"}),
+    "amount with fractions of a cent": booking(payment={"amount": 1.001, "currency": "JPY"}),
+    "infinite amount": booking(payment={"amount": float("inf"), "currency": "JPY"}),
+    "lower-case currency": booking(payment={"amount": 10, "currency": "jpy"}),
+    "extra field": booking(coupon="FREE"),
+    "extra section field": booking(hotel={"hotel_id": "TOKYO-GRAND", "rooms": 1, "suite": True}),
+    "unknown chaos step": booking(chaos={"fail_at": "car"}),
+    "full-width digits in an id": booking(customer_id="c-\uff14\uff12"),
+}
+
+
+@pytest.mark.parametrize("document", MALFORMED.values(), ids=MALFORMED.keys())
+@pytest.mark.parametrize("service", TABLES)
+def test_malformed_booking_is_invalid_before_anything_is_written(dynamodb, stock, invoke, service, document):
+    stock("flight", "NH101", 5)
+    stock("hotel", "TOKYO-GRAND", 3)
+    before = table_items(dynamodb, service)
+
+    with pytest.raises(InvalidBooking):
+        invoke(service, "reserve", document)
+    cancelled = invoke(service, "cancel", document)
+
+    assert cancelled["status"] == "NOTHING_TO_CANCEL"
+    assert table_items(dynamodb, service) == before
+
+
+def test_invalid_booking_names_the_problem_and_the_step(invoke):
+    with pytest.raises(InvalidBooking, match=r"^ReserveHotel: hotel.rooms must be a whole number from 1 to 9$"):
+        invoke("hotel", "reserve", booking(hotel={"hotel_id": "TOKYO-GRAND", "rooms": 0}), step="ReserveHotel")
