@@ -45,6 +45,12 @@ class Ledger:
         self.service = service
         self._client = table.meta.client
 
+    def stock(self, resource_id: str, quantity: int) -> None:
+        """Set what is left to sell of a flight or hotel (loading a catalog)."""
+        self.table.put_item(
+            Item={**inventory_key(resource_id), "resource_id": resource_id, "capacity": quantity, "available": quantity}
+        )
+
     def reserve(self, booking_id: str, details: dict, hold: Hold | None = None) -> dict:
         """Reserve once: a replay returns the first result, a reserve after a cancel is refused."""
         record = {

@@ -7,6 +7,7 @@ import pytest
 from moto import mock_aws
 
 import saga_service
+from reservations import Ledger
 
 TABLES = {"flight": "flights", "hotel": "hotels", "payment": "payments"}
 PAYMENT_LIMIT = 100_000
@@ -41,9 +42,7 @@ def dynamodb(monkeypatch):
 @pytest.fixture
 def stock(dynamodb) -> Callable[[str, str, int], None]:
     def put(service: str, resource_id: str, available: int) -> None:
-        dynamodb.Table(TABLES[service]).put_item(
-            Item={"pk": f"inventory#{resource_id}", "resource_id": resource_id, "available": available}
-        )
+        Ledger(dynamodb.Table(TABLES[service]), service).stock(resource_id, available)
 
     return put
 

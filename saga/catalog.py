@@ -1,0 +1,79 @@
+"""The inventory catalog: seats per flight and rooms per hotel, loaded into the service tables.
+
+Usage: ``python -m saga.catalog [CATALOG.json] [--stack NAME] [--endpoint-url URL] [--region R] [--profile P]``.
+Loading sets what is available to sell now; it works the same on the local cloud and on AWS.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from booking import InvalidBooking, parse_booking_id
+from reservations import Ledger
+from saga.deployment import DEFAULT_STACK, Deployment, SagaNotFound, find_deployment
+
+SAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "sample.json"
+_SECTIONS = {"flights": "flight", "hotels": "hotel"}
+
+
+class InvalidCatalog(ValueError):
+    pass
+
+
+def load_catalog(path: Path) -> dict[str, dict[str, int]]:
+    """``{"flight": {id: seats}, "hotel": {id: rooms}}``, validated before anything is written."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InvalidCatalog(f"cannot read catalog {path}: {error}") from None
+    if not isinstance(document, dict) or not document.keys() <= _SECTIONS.keys():
+        raise InvalidCatalog(f"catalog {path} must be an object with 'flights' and/or 'hotels'")
+    catalog = {}
+    for section, service in _SECTIONS.items():
+        entries = document.get(section, {})
+        if not isinstance(entries, dict):
+            raise InvalidCatalog(f"catalog {section} must map ids to counts")
+        for resource_id, count in entries.items():
+            try:
+                parse_booking_id(resource_id)
+            except InvalidBooking:
+                raise InvalidCatalog(f"catalog {section}: {resource_id!r} is not a valid id") from None
+            if type(count) is not int or count < 0:
+                raise InvalidCatalog(f"catalog {section}.{resource_id} must be a whole number >= 0")
+        catalog[service] = entries
+    return catalog
+
+
+def seed(deployment: Deployment, catalog: dict[str, dict[str, int]]) -> int:
+    """Write every entry; returns how many inventory items were set."""
+    count = 0
+    for service, entries in catalog.items():
+        ledger = Ledger(deployment.table(service), service)
+        for resource_id, quantity in entries.items():
+            ledger.stock(resource_id, quantity)
+            count += 1
+    return count
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m saga.catalog", description=__doc__.splitlines()[0])
+    parser.add_argument("catalog", nargs="?", type=Path, default=SAMPLE_CATALOG)
+    parser.add_argument("--stack", default=DEFAULT_STACK)
+    parser.add_argument("--endpoint-url")
+    parser.add_argument("--region")
+    parser.add_argument("--profile")
+    args = parser.parse_args(argv)
+    try:
+        catalog = load_catalog(args.catalog)
+        deployment = find_deployment(args.stack, args.endpoint_url, args.region, args.profile)
+        count = seed(deployment, catalog)
+    except (InvalidCatalog, SagaNotFound) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"loaded {count} inventory items from {args.catalog} into {args.stack}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

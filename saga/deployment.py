@@ -1,0 +1,69 @@
+"""Find a deployed saga by its stack name, locally or on AWS: never by hard-coded ARNs."""
+
+from dataclasses import dataclass
+
+import boto3
+from botocore.exceptions import ClientError
+
+DEFAULT_STACK = "BookingSaga"
+LOCAL_REGION = "us-east-1"
+TABLE_OUTPUTS = {"flight": "FlightsTable", "hotel": "HotelsTable", "payment": "PaymentsTable"}
+
+
+class SagaNotFound(Exception):
+    """The stack is not deployed where we looked."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A deployed stack's outputs and the boto3 session that reaches it."""
+
+    session: boto3.Session
+    endpoint_url: str | None
+    state_machine_arn: str
+    tables: dict[str, str]  # service name -> table name
+    dead_letter_queue_url: str
+
+    def client(self, service: str):
+        return self.session.client(service, endpoint_url=self.endpoint_url)
+
+    def table(self, service: str):
+        return self.session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(self.tables[service])
+
+
+def session_for(endpoint_url: str | None = None, region: str | None = None, profile: str | None = None):
+    """The normal credential chain on AWS; fixed dummy credentials for a local endpoint."""
+    if endpoint_url:
+        return boto3.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=region or LOCAL_REGION
+        )
+    return boto3.Session(region_name=region, profile_name=profile)
+
+
+def find_deployment(
+    stack_name: str = DEFAULT_STACK,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    profile: str | None = None,
+) -> Deployment:
+    session = session_for(endpoint_url, region, profile)
+    cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except ClientError as error:
+        if "does not exist" in str(error):
+            where = endpoint_url or f"region {session.region_name}"
+            raise SagaNotFound(f"stack {stack_name} is not deployed at {where}") from None
+        raise
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    return Deployment(
+        session=session,
+        endpoint_url=endpoint_url,
+        state_machine_arn=outputs["StateMachineArn"],
+        tables={
+            "flight": outputs["FlightsTable"],
+            "hotel": outputs["HotelsTable"],
+            "payment": outputs["PaymentsTable"],
+        },
+        dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
+    )
