@@ -1,13 +1,12 @@
 """Session-wide fixtures: the app is synthesized once (it takes seconds), every test reads it."""
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+from saga.synth import synthesize
 
 
 @dataclass(frozen=True)
@@ -24,8 +23,4 @@ class Assembly:
 
 @pytest.fixture(scope="session")
 def assembly(tmp_path_factory) -> Assembly:
-    from app import build_app
-
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    build_app(outdir=str(outdir)).synth()
-    return Assembly(outdir, "BookingSaga")
+    return Assembly(synthesize(tmp_path_factory.mktemp("cdk.out")), "BookingSaga")

@@ -1,0 +1,253 @@
+"""The embedded local cloud: moto as an HTTP server in this process, deploying a synthesized CDK app.
+
+``deploy`` does what ``cdk deploy`` does against a bootstrapped account: it
+uploads the cloud assembly's file assets to the bootstrap bucket and creates the
+stack from the synthesized template. The Lambda functions then run their real
+handler code (see ``lambda_runtime``) and the state machines are executed by
+moto's ASL interpreter, so the very artefacts ``cdk deploy`` ships are what runs.
+"""
+
+import io
+import json
+import logging
+import os
+import socket
+import tempfile
+import time
+import urllib.request
+import zipfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+from moto.core.config import default_user_config
+
+from saga.localcloud import moto_patches
+from saga.localcloud.lambda_runtime import LambdaRuntime
+
+ACCOUNT = "123456789012"  # moto's default account
+REGION = "us-east-1"
+BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's default bootstrap qualifier
+DEPLOY_TIMEOUT_SECONDS = 120
+_QUIET_LOGGERS = ("moto.stepfunctions.parser", "werkzeug")  # per-request lines and huge failure reprs
+
+
+class LocalCloudError(RuntimeError):
+    """The local cloud could not start, or a stack could not be deployed into it."""
+
+
+class LocalCloud:
+    """A moto server on 127.0.0.1 that deploys CDK cloud assemblies and runs them for real.
+
+    ``port=0`` picks a free port. ``wait_scale`` multiplies Step Functions retry waits
+    (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task and Lambda timeouts;
+    keep scaled timeouts well above the real latency of a handler call on a busy machine
+    (a first call, which creates its boto3 client, can take a second).
+    Handlers' prints and logs go to ``<log_dir>/<function name>.log``, or nowhere.
+    Use it as a context manager; only one can run per process.
+    """
+
+    def __init__(self, port: int = 0, wait_scale: float = 1.0, timeout_scale: float = 1.0, log_dir: Path | None = None):
+        if wait_scale <= 0 or timeout_scale <= 0:
+            raise ValueError("wait_scale and timeout_scale must be positive")
+        self._port = port
+        self._wait_scale = wait_scale
+        self._timeout_scale = timeout_scale
+        self._log_dir = log_dir
+        self._exit = ExitStack()
+        self.endpoint_url = ""
+
+    def __enter__(self) -> "LocalCloud":
+        with self._exit as starting:
+            workdir = Path(starting.enter_context(tempfile.TemporaryDirectory(prefix="localcloud-")))
+            self._quiet_logs(starting)
+            self._configure_moto(starting)
+            port = self._start_server(starting)
+            self.endpoint_url = f"http://127.0.0.1:{port}"
+            # moto's Step Functions interpreter calls Lambda, SQS, DynamoDB at http://localhost:$MOTO_PORT.
+            self._set_env(starting, "MOTO_PORT", str(port))
+            runtime = LambdaRuntime(workdir, self.endpoint_url, self._timeout_scale, self._log_dir)
+            starting.enter_context(moto_patches.applied(runtime.invoke, self._wait_scale, self._timeout_scale))
+            starting.callback(runtime.close)
+            self._reset()  # a clean account, whatever an earlier cloud or mock in this process left
+            starting.callback(self._reset)
+            self._exit = starting.pop_all()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._exit.close()
+
+    def client(self, service: str):
+        """A boto3 client bound to the local cloud (region us-east-1, dummy credentials)."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def deploy(self, assembly_dir: Path, stack_name: str) -> dict[str, str]:
+        """Deploy one stack of a synthesized cloud assembly (a cdk.out directory); return its outputs."""
+        assembly_dir = Path(assembly_dir)
+        template_file, assets_file = _stack_files(assembly_dir, stack_name)
+        self._bootstrap()
+        if assets_file:
+            self._upload_assets(assembly_dir, assets_file)
+        cloudformation = self.client("cloudformation")
+        try:
+            cloudformation.create_stack(
+                StackName=stack_name,
+                TemplateBody=(assembly_dir / template_file).read_text(),
+                Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+            )
+        except ClientError as error:
+            raise LocalCloudError(f"could not create stack {stack_name}: {error}") from error
+        stack = self._wait_for(cloudformation, stack_name)
+        return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+    def _start_server(self, starting: ExitStack) -> int:
+        taken = LocalCloudError(
+            f"cannot start the local cloud on 127.0.0.1:{self._port}: the port is taken; "
+            "pick another port, or 0 for any free one"
+        )
+        if self._port and not _port_is_free(self._port):
+            raise taken  # checked first: werkzeug reports a taken port by printing to stderr
+        server = moto_patches.MotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        server.start()
+        if server.bind_failed:
+            raise taken
+        starting.callback(server.stop)
+        return server.get_host_and_port()[1]
+
+    @staticmethod
+    def _configure_moto(starting: ExitStack) -> None:
+        """Execute state machines; run Lambdas without Docker (through the patched simple backend)."""
+        saved = dict(default_user_config)
+        default_user_config.update({"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+
+        def restore() -> None:
+            default_user_config.clear()
+            default_user_config.update(saved)
+
+        starting.callback(restore)
+
+    @staticmethod
+    def _set_env(starting: ExitStack, name: str, value: str) -> None:
+        saved = os.environ.get(name)
+        os.environ[name] = value
+
+        def restore() -> None:
+            if saved is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = saved
+
+        starting.callback(restore)
+
+    @staticmethod
+    def _quiet_logs(starting: ExitStack) -> None:
+        for name in _QUIET_LOGGERS:
+            logger = logging.getLogger(name)
+            starting.callback(logger.setLevel, logger.level)
+            logger.setLevel(logging.CRITICAL)
+
+    def _reset(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
+
+    def _bootstrap(self) -> None:
+        """What `cdk bootstrap` leaves in an account that a CDK template relies on."""
+        self.client("ssm").put_parameter(
+            Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value="30", Type="String", Overwrite=True
+        )
+        self.client("s3").create_bucket(Bucket=_bootstrap_bucket())
+
+    def _upload_assets(self, assembly_dir: Path, assets_file: str) -> None:
+        """Upload each file asset as `cdk deploy` does: a directory zipped, under the key the template names."""
+        s3 = self.client("s3")
+        for asset in json.loads((assembly_dir / assets_file).read_text()).get("files", {}).values():
+            source = assembly_dir / asset["source"]["path"]
+            body = _zip(source) if asset["source"].get("packaging") == "zip" else source.read_bytes()
+            for destination in asset["destinations"].values():
+                bucket = _substitute(destination["bucketName"])
+                s3.put_object(Bucket=bucket, Key=_substitute(destination["objectKey"]), Body=body)
+
+    @staticmethod
+    def _wait_for(cloudformation, stack_name: str) -> dict:
+        deadline = time.monotonic() + DEPLOY_TIMEOUT_SECONDS
+        while True:
+            stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+            status = stack["StackStatus"]
+            if status == "CREATE_COMPLETE":
+                return stack
+            if not status.endswith("_IN_PROGRESS"):
+                raise LocalCloudError(f"stack {stack_name} ended {status}: {_failures(cloudformation, stack_name)}")
+            if time.monotonic() > deadline:
+                raise LocalCloudError(f"stack {stack_name} still {status} after {DEPLOY_TIMEOUT_SECONDS} s")
+            time.sleep(0.1)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is free
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _stack_files(assembly_dir: Path, stack_name: str) -> tuple[str, str | None]:
+    """The stack's template and asset manifest, as the assembly's manifest.json lists them."""
+    manifest_path = assembly_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise LocalCloudError(f"{assembly_dir} is not a cloud assembly (no manifest.json): synthesize the app first")
+    artifacts = json.loads(manifest_path.read_text())["artifacts"]
+    stacks = {
+        artifact["properties"].get("stackName", artifact_id): artifact
+        for artifact_id, artifact in artifacts.items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    if stack_name not in stacks:
+        raise LocalCloudError(f"no stack {stack_name} in {assembly_dir}; it has: {', '.join(sorted(stacks)) or 'none'}")
+    stack = stacks[stack_name]
+    asset_manifests = [
+        artifacts[dependency]["properties"]["file"]
+        for dependency in stack.get("dependencies", [])
+        if artifacts.get(dependency, {}).get("type") == "cdk:asset-manifest"
+    ]
+    return stack["properties"]["templateFile"], asset_manifests[0] if asset_manifests else None
+
+
+def _bootstrap_bucket() -> str:
+    return f"cdk-{BOOTSTRAP_QUALIFIER}-assets-{ACCOUNT}-{REGION}"
+
+
+def _substitute(text: str) -> str:
+    placeholders = {"${AWS::AccountId}": ACCOUNT, "${AWS::Region}": REGION, "${AWS::Partition}": "aws"}
+    for placeholder, value in placeholders.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def _zip(directory: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(directory.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(directory).as_posix())
+    return buffer.getvalue()
+
+
+def _failures(cloudformation, stack_name: str) -> str:
+    """The status reasons of the resources that failed, which say why a deploy failed."""
+    events = cloudformation.describe_stack_events(StackName=stack_name)["StackEvents"]
+    reasons = [
+        f"{event['LogicalResourceId']} ({event['ResourceType']}): {event.get('ResourceStatusReason', 'no reason')}"
+        for event in events
+        if event["ResourceStatus"].endswith("_FAILED") and event["LogicalResourceId"] != stack_name
+    ]
+    return "; ".join(reasons) or "no resource reported a failure"

@@ -1,0 +1,276 @@
+"""Runs the deployed Lambda code: each function in its own warm worker processes, as Lambda does.
+
+A function's workers are started lazily on its first invocation and kept warm, so
+module state survives between invocations as in a Lambda execution environment.
+Each worker is a separate process with the function's own environment variables
+(no two functions can race on ``os.environ``) and the function's deployed code
+(the zip CloudFormation fetched from the assets bucket) first on ``sys.path``.
+A worker runs one invocation at a time; a function runs up to
+``CONCURRENCY_PER_FUNCTION`` invocations at once, and further ones queue.
+
+Failures are reported the way Lambda reports them: a ``x-amz-function-error:
+Unhandled`` header and a ``{"errorType", "errorMessage", "stackTrace"}`` body, so
+Step Functions sees the handler's exception class name as the error name.
+"""
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda.exceptions import LambdaClientError
+
+CONCURRENCY_PER_FUNCTION = 4
+INIT_TIMEOUT_SECONDS = 30  # Lambda allows 10 s of init; a cold Python with boto3 is well within it
+WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
+
+
+@dataclass(frozen=True)
+class _Function:
+    """What a worker is built from; any change (new code, new environment) means new workers."""
+
+    arn: str
+    name: str
+    version: str
+    region: str
+    handler: str
+    timeout: float
+    memory: int
+    environment: tuple[tuple[str, str], ...]
+    code: bytes
+
+
+class _Failure(Exception):
+    """An invocation that failed outside the handler's own code (init, timeout, crash)."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.payload = {"errorType": error_type, "errorMessage": message, "stackTrace": []}
+
+
+class _Worker:
+    """One process running one function's handler."""
+
+    def __init__(self, function: _Function, code_dir: Path, environment: dict[str, str], log: Any):
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", str(WORKER_SCRIPT), str(code_dir), function.handler],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=environment,
+            text=True,
+            encoding="utf-8",
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        ready = self._next(INIT_TIMEOUT_SECONDS, f"init did not finish within {INIT_TIMEOUT_SECONDS} seconds")
+        if "error" in ready:
+            self.stop()
+            raise _Failure(ready["error"]["errorType"], ready["error"]["errorMessage"])
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _next(self, timeout: float, timeout_message: str) -> dict:
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self.stop()
+            raise _Failure("Sandbox.Timedout", timeout_message) from None
+        if line is None:
+            code = self._process.wait()
+            raise _Failure("Runtime.ExitError", f"Runtime exited with error: exit status {code}")
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def invoke(self, request: dict, timeout: float, nominal_timeout: float) -> dict:
+        try:
+            self._process.stdin.write(json.dumps(request) + "\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            code = self._process.wait()
+            raise _Failure("Runtime.ExitError", f"Runtime exited with error: exit status {code}") from None
+        return self._next(timeout, f"Task timed out after {nominal_timeout:.2f} seconds")
+
+    def stop(self) -> None:
+        if self.alive:
+            self._process.kill()
+        self._process.wait()
+        with contextlib.suppress(OSError):
+            self._process.stdin.close()
+
+
+class _Pool:
+    """The warm workers of one function version."""
+
+    def __init__(self, function: _Function, start_worker):
+        self.function = function
+        self._start_worker = start_worker
+        self._idle: list[_Worker] = []
+        self._count = 0
+        self._retired = False
+        self._changed = threading.Condition()
+
+    def acquire(self) -> _Worker:
+        with self._changed:
+            while not self._idle and self._count >= CONCURRENCY_PER_FUNCTION:
+                self._changed.wait()
+            if self._idle:
+                return self._idle.pop()
+            self._count += 1
+        try:
+            return self._start_worker(self.function)
+        except BaseException:
+            self._forget()
+            raise
+
+    def release(self, worker: _Worker) -> None:
+        if worker.alive and not self._retired:
+            with self._changed:
+                self._idle.append(worker)
+                self._changed.notify()
+        else:
+            worker.stop()
+            self._forget()
+
+    def _forget(self) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify()
+
+    def retire(self) -> None:
+        """Stop the idle workers now and the busy ones when they finish."""
+        with self._changed:
+            self._retired = True
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.stop()
+
+
+class LambdaRuntime:
+    """Runs a moto ``LambdaFunction``'s real handler for moto's Invoke API."""
+
+    def __init__(self, workdir: Path, endpoint_url: str, timeout_scale: float, log_dir: Path | None):
+        self._workdir = workdir
+        self._endpoint_url = endpoint_url
+        self._timeout_scale = timeout_scale
+        self._log_dir = log_dir
+        self._pools: dict[str, _Pool] = {}
+        self._lock = threading.Lock()
+
+    def invoke(self, function: Any, body: Any, headers: Any, response_headers: dict) -> bytes:
+        """moto's ``LambdaBackend.invoke`` contract: return the payload, put extra headers in ``response_headers``."""
+        try:
+            event = json.loads(body) if body else {}
+        except ValueError:
+            message = "Could not parse request body into json"
+            raise LambdaClientError("InvalidRequestContentException", message) from None
+        invocation_type = headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        if invocation_type == "DryRun":
+            return b""
+        spec = _describe(function)
+        if invocation_type == "Event":
+            threading.Thread(target=self._run, args=(spec, event), daemon=True).start()
+            return b""
+        outcome = self._run(spec, event)
+        if "error" in outcome:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(outcome["error"]).encode()
+        return outcome["result"].encode()
+
+    def close(self) -> None:
+        """Stop every worker; call after the server stopped taking invocations."""
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.retire()
+
+    def _pool(self, spec: _Function) -> _Pool:
+        with self._lock:
+            pool = self._pools.get(spec.arn)
+            if pool is None or pool.function != spec:
+                if pool is not None:
+                    pool.retire()
+                pool = self._pools[spec.arn] = _Pool(spec, self._start_worker)
+            return pool
+
+    def _run(self, spec: _Function, event: Any) -> dict:
+        pool = self._pool(spec)
+        request = {"event": event, "request_id": str(uuid.uuid4()), "invoked_function_arn": spec.arn}
+        try:
+            worker = pool.acquire()
+        except _Failure as failure:
+            return {"error": failure.payload}
+        timeout = spec.timeout * self._timeout_scale
+        try:
+            return worker.invoke({**request, "timeout_ms": int(timeout * 1000)}, timeout, spec.timeout)
+        except _Failure as failure:
+            return {"error": failure.payload}
+        finally:
+            pool.release(worker)
+
+    def _start_worker(self, spec: _Function) -> _Worker:
+        code_dir = self._extract(spec.code)
+        environment = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "TZ": "UTC",
+            **dict(spec.environment),
+            "LAMBDA_TASK_ROOT": str(code_dir),
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_REGION": spec.region,
+            "AWS_DEFAULT_REGION": spec.region,
+            "AWS_ENDPOINT_URL": self._endpoint_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            # Nothing from the developer's own AWS setup (profiles, real credentials) may leak in.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        if self._log_dir is None:
+            return _Worker(spec, code_dir, environment, subprocess.DEVNULL)
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self._log_dir / f"{spec.name}.log", "a", encoding="utf-8") as log:
+            return _Worker(spec, code_dir, environment, log)
+
+    def _extract(self, code: bytes) -> Path:
+        """Unzip a deployment package once, into a directory named by its content."""
+        code_dir = self._workdir / "code" / hashlib.sha256(code).hexdigest()[:16]
+        with self._lock:
+            if not code_dir.exists():
+                partial = code_dir.with_suffix(".partial")
+                with zipfile.ZipFile(io.BytesIO(code)) as archive:
+                    archive.extractall(partial)
+                partial.rename(code_dir)
+        return code_dir
+
+
+def _describe(function: Any) -> _Function:
+    return _Function(
+        arn=function.function_arn,
+        name=function.function_name,
+        version=str(function.version),
+        region=function.region,
+        handler=function.handler,
+        timeout=float(function.timeout),
+        memory=int(function.memory_size),
+        environment=tuple(sorted((key, str(value)) for key, value in (function.environment_vars or {}).items())),
+        code=function.code_bytes,
+    )

@@ -1,0 +1,216 @@
+"""The local cloud deploys a tiny CDK app as `cdk deploy` would and runs its real Lambda code and state machine."""
+
+import json
+import os
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from saga.localcloud import LocalCloud
+
+STACK = "LocalCloudProbe"
+WAIT_SCALE = 0.1
+
+HANDLER = """
+import os
+import time
+
+import boto3
+
+INVOCATIONS = 0
+
+
+class SoldOut(Exception):
+    pass
+
+
+def handler(event, context):
+    global INVOCATIONS
+    INVOCATIONS += 1
+    print(f"booking {event['id']}")
+    if event.get("sold_out"):
+        raise SoldOut(f"no seats left for {event['id']}")
+    boto3.client("dynamodb").put_item(
+        TableName=os.environ["TABLE_NAME"], Item={"pk": {"S": event["id"]}, "who": {"S": os.environ["WHO"]}}
+    )
+    leaked = os.environ.get("DEVELOPER_SECRET")
+    return {"id": event["id"], "who": os.environ["WHO"], "invocations": INVOCATIONS, "leaked": leaked}
+
+
+def slow(event, context):
+    time.sleep(event["seconds"])
+    return "finished"
+"""
+
+
+def _synthesize(outdir: Path, code_dir: Path) -> None:
+    """A table, two functions on the same code with different settings, a slow one, and a
+    state machine whose task catches SoldOut into a Fail state."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_dynamodb as dynamodb
+    from aws_cdk import aws_lambda as lambda_
+    from aws_cdk import aws_stepfunctions as sfn
+    from aws_cdk import aws_stepfunctions_tasks as tasks
+
+    app = cdk.App(outdir=str(outdir))
+    stack = cdk.Stack(app, STACK)
+    table = dynamodb.Table(
+        stack, "Table", partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING)
+    )
+
+    def function(name: str, handler: str, **settings) -> lambda_.Function:
+        return lambda_.Function(
+            stack,
+            name,
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            code=lambda_.Code.from_asset(str(code_dir)),
+            handler=handler,
+            **settings,
+        )
+
+    writer = function("Writer", "h.handler", environment={"TABLE_NAME": table.table_name, "WHO": "writer"})
+    other = function("Other", "h.handler", environment={"TABLE_NAME": table.table_name, "WHO": "other"})
+    slow = function("Slow", "h.slow", timeout=cdk.Duration.seconds(1))
+    for fn in (writer, other):
+        table.grant_write_data(fn)
+
+    book = tasks.LambdaInvoke(stack, "Book", lambda_function=writer, payload_response_only=True)
+    book.add_catch(sfn.Fail(stack, "BookingFailed", error="BookingFailed"), errors=["SoldOut"], result_path="$.error")
+    machine = sfn.StateMachine(
+        stack, "Machine", definition_body=sfn.DefinitionBody.from_chainable(book.next(sfn.Succeed(stack, "Booked")))
+    )
+    outputs = {
+        "TableName": table.table_name,
+        "WriterArn": writer.function_arn,
+        "OtherArn": other.function_arn,
+        "SlowArn": slow.function_arn,
+        "StateMachineArn": machine.state_machine_arn,
+    }
+    for name, value in outputs.items():
+        cdk.CfnOutput(stack, name, value=value)
+    app.synth()
+
+
+@pytest.fixture(scope="module")
+def assembly(tmp_path_factory) -> Path:
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    code_dir = tmp_path_factory.mktemp("code")
+    (code_dir / "h.py").write_text(textwrap.dedent(HANDLER))
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    _synthesize(outdir, code_dir)
+    return outdir
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module")
+def cloud(assembly, logs):
+    with LocalCloud(wait_scale=WAIT_SCALE, log_dir=logs) as cloud:
+        cloud.outputs = cloud.deploy(assembly, STACK)
+        yield cloud
+
+
+def invoke(cloud, arn: str, event: dict) -> tuple[dict | str, str | None]:
+    response = cloud.client("lambda").invoke(FunctionName=arn, Payload=json.dumps(event))
+    return json.loads(response["Payload"].read()), response.get("FunctionError")
+
+
+def run(cloud, name: str, event: dict) -> tuple[dict, list[dict]]:
+    sfn = cloud.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=cloud.outputs["StateMachineArn"], name=name, input=json.dumps(event))[
+        "executionArn"
+    ]
+    deadline = time.monotonic() + 30
+    while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "execution did not finish"
+        time.sleep(0.05)
+    return execution, sfn.get_execution_history(executionArn=arn)["events"]
+
+
+def test_deploy_returns_the_stack_outputs(cloud):
+    assert set(cloud.outputs) == {"TableName", "WriterArn", "OtherArn", "SlowArn", "StateMachineArn"}
+    assert cloud.endpoint_url.startswith("http://127.0.0.1:")
+
+
+def test_the_deployed_state_machine_is_the_executable_one(cloud):
+    described = cloud.client("stepfunctions").describe_state_machine(stateMachineArn=cloud.outputs["StateMachineArn"])
+    assert json.loads(described["definition"])["StartAt"] == "Book"
+
+
+def test_the_real_handler_writes_the_item(cloud):
+    execution, events = run(cloud, "books-b1", {"id": "b1"})
+
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"])["who"] == "writer"
+    item = cloud.client("dynamodb").get_item(TableName=cloud.outputs["TableName"], Key={"pk": {"S": "b1"}})["Item"]
+    assert item["who"] == {"S": "writer"}
+    assert "LambdaFunctionSucceeded" in [event["type"] for event in events]
+
+
+def test_a_handler_exception_is_the_error_name_the_catch_matches(cloud):
+    execution, events = run(cloud, "sold-out-b2", {"id": "b2", "sold_out": True})
+
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "BookingFailed"
+    failed = next(
+        event["lambdaFunctionFailedEventDetails"] for event in events if "lambdaFunctionFailedEventDetails" in event
+    )
+    assert failed["error"] == "SoldOut"
+    assert json.loads(failed["cause"])["errorMessage"] == "no seats left for b2"
+    entered = [event["stateEnteredEventDetails"]["name"] for event in events if event["type"].endswith("StateEntered")]
+    assert entered == ["Book", "BookingFailed"]
+
+
+def test_a_handler_exception_is_reported_as_lambda_does(cloud):
+    payload, function_error = invoke(cloud, cloud.outputs["WriterArn"], {"id": "b3", "sold_out": True})
+
+    assert function_error == "Unhandled"
+    assert payload["errorType"] == "SoldOut"
+    assert payload["errorMessage"] == "no seats left for b3"
+    assert any("raise SoldOut" in frame for frame in payload["stackTrace"])
+
+
+def test_a_wrong_function_arn_fails(cloud):
+    with pytest.raises(ClientError) as raised:
+        invoke(cloud, cloud.outputs["WriterArn"] + "Typo", {"id": "b4"})
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_functions_do_not_see_each_others_environment(cloud, monkeypatch):
+    monkeypatch.setenv("DEVELOPER_SECRET", "from the parent process")
+    arns = [cloud.outputs["WriterArn"], cloud.outputs["OtherArn"]] * 6
+    with ThreadPoolExecutor(max_workers=len(arns)) as pool:
+        results = list(pool.map(lambda job: invoke(cloud, job[1], {"id": f"env-{job[0]}"}), enumerate(arns)))
+
+    assert [payload["who"] for payload, _ in results] == ["writer", "other"] * 6
+    assert {payload["leaked"] for payload, _ in results} == {None}
+
+
+def test_workers_stay_warm_between_invocations(cloud, logs):
+    first, _ = invoke(cloud, cloud.outputs["OtherArn"], {"id": "warm-1"})
+    second, _ = invoke(cloud, cloud.outputs["OtherArn"], {"id": "warm-2"})
+
+    assert second["invocations"] > first["invocations"] or second["invocations"] > 1
+    log_files = {path.name: path.read_text() for path in logs.iterdir()}
+    assert any("booking warm-1" in text for text in log_files.values())
+
+
+def test_a_timed_out_function_is_killed_and_restarted(cloud):
+    started = time.monotonic()
+    payload, function_error = invoke(cloud, cloud.outputs["SlowArn"], {"seconds": 30})
+
+    assert time.monotonic() - started < 5
+    assert function_error == "Unhandled"
+    assert payload == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": "Task timed out after 1.00 seconds",
+        "stackTrace": [],
+    }
+    assert invoke(cloud, cloud.outputs["SlowArn"], {"seconds": 0}) == ("finished", None)

@@ -1,0 +1,38 @@
+"""Starting and stopping the local cloud: clear errors, and nothing of it left behind in the process."""
+
+import os
+import socket
+
+import pytest
+from moto.core.config import default_user_config
+
+from saga.localcloud import LocalCloud, LocalCloudError
+
+
+def test_a_taken_port_is_reported():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(LocalCloudError, match=f"127.0.0.1:{port}: the port is taken"), LocalCloud(port=port):
+            pass
+
+
+def test_only_one_cloud_runs_per_process():
+    with LocalCloud(), pytest.raises(RuntimeError, match="already running"), LocalCloud():
+        pass
+
+
+def test_moto_settings_are_restored_on_exit():
+    config_before, port_before = dict(default_user_config), os.environ.get("MOTO_PORT")
+    with LocalCloud() as cloud:
+        assert os.environ["MOTO_PORT"] == cloud.endpoint_url.rsplit(":", 1)[1]
+        assert default_user_config["stepfunctions"] == {"execute_state_machine": True}
+    assert dict(default_user_config) == config_before
+    assert os.environ.get("MOTO_PORT") == port_before
+
+
+def test_a_missing_stack_is_named(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"version": "1", "artifacts": {}}')
+    with LocalCloud() as cloud, pytest.raises(LocalCloudError, match="no stack Nope"):
+        cloud.deploy(tmp_path, "Nope")

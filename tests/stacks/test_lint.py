@@ -1,0 +1,129 @@
+"""Linters on the synthesized app: cfn-lint on the template, statelint on the ASL, cdk-nag on the constructs."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk import aws_sqs as sqs
+from cfnlint.api import lint
+
+from app import build_app
+from tests.stacks.definition import resolved_definition
+
+STATELINT = Path(sys.executable).parent / "statelint"
+
+
+# ---------------------------------------------------------------- cfn-lint
+
+
+def _cfn_lint_errors(template: dict) -> list[str]:
+    """cfn-lint's errors (rule ids E...); warnings and informational findings are not failures."""
+    return [str(match) for match in lint(json.dumps(template)) if match.rule.id.startswith("E")]
+
+
+def test_cfn_lint_finds_no_errors_in_the_template(assembly):
+    assert _cfn_lint_errors(assembly.template) == []
+
+
+def test_cfn_lint_would_catch_a_broken_template(assembly):
+    """The check above can fail: the same call flags an unknown runtime and a dangling reference."""
+    template = assembly.template
+    function = next(res for res in template["Resources"].values() if res["Type"] == "AWS::Lambda::Function")
+    function["Properties"]["Runtime"] = "python2.9"
+    function["Properties"]["Role"] = {"Fn::GetAtt": ["NoSuchRole", "Arn"]}
+    assert len(_cfn_lint_errors(template)) >= 2
+
+
+# ---------------------------------------------------------------- statelint
+
+
+def _statelint(definition: dict, tmp_path: Path) -> list[str]:
+    """statelint's problems, FLOAT ignored: CDK writes integer backoff rates, which Step Functions accepts."""
+    path = tmp_path / "definition.asl.json"
+    path.write_text(json.dumps(definition, indent=2))
+    run = subprocess.run([str(STATELINT), "--ignore=FLOAT", str(path)], capture_output=True, text=True, check=False)
+    problems = [line.strip() for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert (run.returncode == 0) == (problems == []), problems
+    return problems
+
+
+def test_statelint_passes_the_resolved_definition(assembly, tmp_path):
+    assert STATELINT.exists(), f"statelint is not installed next to {sys.executable}"
+    assert _statelint(resolved_definition(assembly.template), tmp_path) == []
+
+
+def test_statelint_would_catch_a_broken_definition(assembly, tmp_path):
+    definition = resolved_definition(assembly.template)
+    definition["States"]["CancelFlight"]["Next"] = "NoSuchState"
+    problems = _statelint(definition, tmp_path)
+    assert any("NoSuchState" in problem for problem in problems), problems
+
+
+# ---------------------------------------------------------------- cdk-nag
+
+
+def _violations(report_file: Path) -> list[tuple[str, str]]:
+    report = json.loads(report_file.read_text())
+    return [
+        (violation["ruleName"], construct["constructPath"])
+        for plugin in report.get("pluginReports", [])
+        for violation in plugin.get("violations", [])
+        for construct in violation.get("violatingConstructs", [])
+    ]
+
+
+def test_validation_report_has_no_violations(assembly):
+    report_file = assembly.directory / "validation-report.json"
+    if not report_file.exists():
+        pytest.skip("no validation report written: synth succeeding is the evidence")
+    report = json.loads(report_file.read_text())
+    assert [plugin for plugin in report.get("pluginReports", []) if plugin.get("conclusion") == "failure"] == []
+    assert _violations(report_file) == []
+
+
+def test_cdk_nag_is_active_and_fails_synth_on_an_unacknowledged_finding(tmp_path):
+    """Proves the checks above mean something: the app's synth raises on a plain queue, naming the rule."""
+    app = build_app(outdir=str(tmp_path))
+    sqs.Queue(app.node.find_child("BookingSaga"), "PlainQueue")  # no SSL enforcement: AwsSolutions-SQS4
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()
+    assert ("AwsSolutions-SQS4", "BookingSaga/PlainQueue/Resource") in _violations(tmp_path / "validation-report.json")
+
+
+def _acknowledgments(assembly) -> list[tuple[str, str, object]]:
+    """(construct path, rule, reason) for every cdk-nag acknowledgment recorded in the stack's metadata."""
+    manifest = json.loads((assembly.directory / "manifest.json").read_text())
+    artifact = manifest["artifacts"][assembly.stack_name]
+    metadata = dict(artifact.get("metadata", {}))
+    if "additionalMetadataFile" in artifact:
+        metadata |= json.loads((assembly.directory / artifact["additionalMetadataFile"]).read_text())
+    return [
+        (path, rule, reason)
+        for path, entries in metadata.items()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry["data"].items()
+    ]
+
+
+def test_every_acknowledgment_gives_a_reason(assembly):
+    acknowledgments = _acknowledgments(assembly)
+    # the stack acknowledges L1, SQS3, SF1 and IAM5 findings: finding none means the metadata moved
+    assert {rule.split("[")[0] for _, rule, _ in acknowledgments} >= {
+        "Annotation::AwsSolutions-L1",
+        "Annotation::AwsSolutions-SQS3",
+        "Annotation::AwsSolutions-SF1",
+        "Annotation::AwsSolutions-IAM5",
+    }
+    for path, rule, reason in acknowledgments:
+        assert isinstance(reason, str) and len(reason.strip()) >= 20, (path, rule, reason)
+
+
+def test_acknowledgments_are_narrow(assembly):
+    """Acknowledged on the construct that has the finding, never the whole stack; IAM5 only for named findings."""
+    for path, rule, _ in _acknowledgments(assembly):
+        assert path.count("/") >= 2, f"{rule} acknowledged for all of {path}"
+        if rule.startswith("Annotation::AwsSolutions-IAM5"):
+            assert "[" in rule, f"blanket IAM5 acknowledgment on {path} hides every future wildcard"
