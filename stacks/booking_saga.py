@@ -70,7 +70,7 @@ class SagaSettings:
         settings = cls(
             stage=stage,
             chaos_enabled=("prod" not in stage.lower()) if chaos is None else _flag(chaos, "chaos"),
-            payment_limit=int(node.try_get_context("payment_limit") or cls.payment_limit),
+            payment_limit=_positive_int(node.try_get_context("payment_limit") or cls.payment_limit, "payment_limit"),
         )
         if settings.is_production and settings.chaos_enabled:
             raise ValueError(f"chaos cannot be enabled on the production stage {stage!r}")
@@ -83,6 +83,12 @@ def _flag(value: object, name: str) -> bool:
     if str(value).lower() in ("true", "false"):
         return str(value).lower() == "true"
     raise ValueError(f"context {name} must be true or false, not {value!r}")
+
+
+def _positive_int(value: object, name: str) -> int:
+    if str(value).isdigit() and int(str(value)) > 0:
+        return int(str(value))
+    raise ValueError(f"context {name} must be a whole number above 0, not {value!r}")
 
 
 class BookingSagaStack(Stack):

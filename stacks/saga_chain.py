@@ -27,6 +27,9 @@ TRANSIENT_ERRORS = [
     "RequestLimitExceeded",
     "TransientFailure",
 ]
+# Retries after the first attempt (Step Functions' MaxAttempts).
+RESERVE_RETRIES = 3
+COMPENSATION_RETRIES = 8
 FAILURE_PATH = "$.failure"
 COMPENSATION_FAILURE_PATH = "$.compensation_failure"
 
@@ -64,7 +67,7 @@ class Saga(Construct):
             step.action.add_retry(
                 errors=TRANSIENT_ERRORS,
                 interval=Duration.seconds(1),
-                max_attempts=3,
+                max_attempts=RESERVE_RETRIES,
                 backoff_rate=2,
                 max_delay=Duration.seconds(10),
                 jitter_strategy=sfn.JitterType.FULL,
@@ -75,7 +78,7 @@ class Saga(Construct):
             step.compensation.add_retry(
                 errors=[sfn.Errors.ALL],
                 interval=Duration.seconds(2),
-                max_attempts=8,
+                max_attempts=COMPENSATION_RETRIES,
                 backoff_rate=2,
                 max_delay=Duration.seconds(60),
                 jitter_strategy=sfn.JitterType.FULL,

@@ -1,4 +1,4 @@
-"""Session-wide fixtures: the app is synthesized once (it takes seconds), every test reads it."""
+"""Shared fixtures: the app is synthesized once per session (it takes seconds), and deployed locally per module."""
 
 import json
 from dataclasses import dataclass
@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from saga.catalog import SAMPLE_CATALOG, load_catalog, seed
+from saga.deployment import Deployment, find_deployment
+from saga.localcloud import LocalCloud
 from saga.synth import synthesize
+
+WAIT_SCALE = 0.01
 
 
 @dataclass(frozen=True)
@@ -24,3 +29,23 @@ class Assembly:
 @pytest.fixture(scope="session")
 def assembly(tmp_path_factory) -> Assembly:
     return Assembly(synthesize(tmp_path_factory.mktemp("cdk.out")), "BookingSaga")
+
+
+@pytest.fixture(scope="module")
+def cloud(assembly):
+    """The stack deployed into a fresh local cloud, once per test module (deploying takes about 2 s).
+
+    Retry waits run at 1/100 of real time, so a compensation exhausting its retries
+    takes seconds; timeouts stay real, as they only matter when something hangs.
+    """
+    with LocalCloud(wait_scale=WAIT_SCALE) as cloud:
+        cloud.deploy(assembly.directory, assembly.stack_name)
+        yield cloud
+
+
+@pytest.fixture(scope="module")
+def deployment(cloud, assembly) -> Deployment:
+    """The deployed saga, found by its stack outputs, with the sample catalog loaded."""
+    deployment = find_deployment(assembly.stack_name, endpoint_url=cloud.endpoint_url)
+    seed(deployment, load_catalog(SAMPLE_CATALOG))
+    return deployment

@@ -15,6 +15,7 @@ import socket
 import tempfile
 import time
 import urllib.request
+import warnings
 import zipfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,7 +31,9 @@ ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's default bootstrap qualifier
 DEPLOY_TIMEOUT_SECONDS = 120
-_QUIET_LOGGERS = ("moto.stepfunctions.parser", "werkzeug")  # per-request lines and huge failure reprs
+# Per-request lines, huge failure reprs, and CloudFormation's notes on resources it only records
+# (the dead-letter queue's TLS-only policy: AWS enforces it, the local cloud does not).
+_QUIET_LOGGERS = ("moto.stepfunctions.parser", "werkzeug", "moto.cloudformation.parsing")
 
 
 class LocalCloudError(RuntimeError):
@@ -152,6 +155,8 @@ class LocalCloud:
             logger = logging.getLogger(name)
             starting.callback(logger.setLevel, logger.level)
             logger.setLevel(logging.CRITICAL)
+        starting.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto", category=UserWarning)
 
     def _reset(self) -> None:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")

@@ -581,8 +581,11 @@ def test_chaos_context_turns_chaos_off_on_dev(dev_without_chaos):
         {"stage": "prod-eu", "chaos": "TRUE"},
         {"chaos": "maybe"},
         {"chaos": "yes"},
+        {"payment_limit": "0"},
+        {"payment_limit": "-5"},
+        {"payment_limit": "lots"},
     ],
 )
 def test_bad_context_is_refused(context):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^(context|chaos) "):
         build_app(context=context)
