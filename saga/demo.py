@@ -7,6 +7,7 @@ with the tables before and after. Run it with ``./dev demo``.
 """
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -55,7 +56,8 @@ class Printer:
             seconds = f"{step.seconds:6.2f} s" if step.seconds is not None else " " * 8
             retries = f"  ({step.attempts} attempts)" if step.attempts > 1 else ""
             if step is failed:
-                mark, style, note = "✗", "fail", f"  {step.error}: {_message(step.cause)}"
+                message = _message(step.cause).removeprefix(f"{step.name}: ")
+                mark, style, note = "✗", "fail", f"  {step.error}: {message}"
             elif step in undone:
                 mark, style, note = "↶", "undo", "  compensation"
             elif step.state_type == "Fail":
@@ -73,31 +75,29 @@ class Printer:
             stock = [item for item in items if item["pk"].startswith("inventory#")]
             bookings = [item for item in items if item["pk"].startswith("booking#")]
             if stock:
-                levels = ", ".join(f"{i['resource_id']} {i['available']}/{i['capacity']}" for i in sorted_by_id(stock))
+                levels = ", ".join(
+                    f"{i['resource_id']} {i['available']}/{i['capacity']}"
+                    for i in sorted(stock, key=lambda i: i["resource_id"])
+                )
                 self.line(f"  {service:<8} available: {levels}")
             for item in sorted(bookings, key=lambda item: item["pk"]):
                 held = f"{item.get('quantity', '')} {item.get('resource_id', '')}".strip()
                 charge = f"{item.get('amount', '')} {item.get('currency', '')}".strip()
-                self.line(f"  {service:<8} {item['booking_id']:<22} {item['status']:<10} {held or charge}")
+                what = held or charge or "nothing held"
+                self.line(f"  {service:<8} {item['booking_id']:<22} {item['status']:<10} {what}")
             if not bookings:
                 self.line(f"  {service:<8} (no bookings)")
 
 
-def sorted_by_id(items: list[dict]) -> list[dict]:
-    return sorted(items, key=lambda item: item["resource_id"])
-
-
 def _message(cause: str | None) -> str:
     """Lambda errors arrive as a JSON cause; people want its message."""
-    import json
-
     try:
         return json.loads(cause or "")["errorMessage"]
     except (ValueError, KeyError, TypeError):
         return cause or ""
 
 
-def run_demo(printer: Printer, run_id: str) -> list[Outcome]:
+def run_demo(printer: Printer) -> list[Outcome]:
     with tempfile.TemporaryDirectory(prefix="saga-demo-") as workdir:
         with printer.progress("Synthesizing the CDK app (app.py, as `cdk synth` would)"):
             assembly = synthesize(Path(workdir) / "cdk.out")
@@ -111,8 +111,8 @@ def run_demo(printer: Printer, run_id: str) -> list[Outcome]:
             printer.tables(deployment, "Tables before")
             outcomes = []
             for booking_id, extra, title in (
-                (f"trip-{run_id}-ok", {}, "a trip that is confirmed"),
-                (f"trip-{run_id}-chaos", {"chaos": {"fail_at": "payment"}}, "a trip forced to fail at payment"),
+                ("trip-0001", {}, "a trip that is confirmed"),
+                ("trip-0002", {"chaos": {"fail_at": "payment"}}, "a trip forced to fail at payment"),
             ):
                 printer.line()
                 printer.line(printer.paint(f"Booking {booking_id}: {title}", "bold"))
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     printer = Printer()
     try:
-        outcomes = run_demo(printer, time.strftime("%H%M%S"))
+        outcomes = run_demo(printer)
     except SynthError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -31,9 +31,9 @@ ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's default bootstrap qualifier
 DEPLOY_TIMEOUT_SECONDS = 120
-# Per-request lines, huge failure reprs, and CloudFormation's notes on resources it only records
-# (the dead-letter queue's TLS-only policy: AWS enforces it, the local cloud does not).
-_QUIET_LOGGERS = ("moto.stepfunctions.parser", "werkzeug", "moto.cloudformation.parsing")
+# Per-request lines, the interpreter's huge failure reprs, and CloudFormation's warnings about
+# resources it only records (the dead-letter queue's TLS-only policy: AWS enforces it, moto does not).
+_QUIET_LOGGERS = {"werkzeug": logging.ERROR, "moto": logging.ERROR, "moto.stepfunctions.parser": logging.CRITICAL}
 
 
 class LocalCloudError(RuntimeError):
@@ -151,10 +151,10 @@ class LocalCloud:
 
     @staticmethod
     def _quiet_logs(starting: ExitStack) -> None:
-        for name in _QUIET_LOGGERS:
+        for name, level in _QUIET_LOGGERS.items():
             logger = logging.getLogger(name)
             starting.callback(logger.setLevel, logger.level)
-            logger.setLevel(logging.CRITICAL)
+            logger.setLevel(level)
         starting.enter_context(warnings.catch_warnings())
         warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto", category=UserWarning)
 
