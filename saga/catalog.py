@@ -1,17 +1,15 @@
 """The inventory catalog: seats per flight and rooms per hotel, loaded into the service tables.
 
-Usage: ``python -m saga.catalog [CATALOG.json] [--stack NAME] [--endpoint-url URL] [--region R] [--profile P]``.
-Loading sets what is available to sell now; it works the same on the local cloud and on AWS.
+``saga seed [CATALOG.json]`` loads one; loading sets what is available to sell now, the same on the
+local cloud and on AWS.
 """
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 from booking import InvalidBooking, parse_booking_id
 from reservations import Ledger
-from saga.deployment import DEFAULT_STACK, Deployment, SagaNotFound, find_deployment
+from saga.deployment import Deployment
 
 SAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "sample.json"
 _SECTIONS = {"flights": "flight", "hotels": "hotel"}
@@ -54,26 +52,3 @@ def seed(deployment: Deployment, catalog: dict[str, dict[str, int]]) -> int:
             ledger.stock(resource_id, quantity)
             count += 1
     return count
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m saga.catalog", description=__doc__.splitlines()[0])
-    parser.add_argument("catalog", nargs="?", type=Path, default=SAMPLE_CATALOG)
-    parser.add_argument("--stack", default=DEFAULT_STACK)
-    parser.add_argument("--endpoint-url")
-    parser.add_argument("--region")
-    parser.add_argument("--profile")
-    args = parser.parse_args(argv)
-    try:
-        catalog = load_catalog(args.catalog)
-        deployment = find_deployment(args.stack, args.endpoint_url, args.region, args.profile)
-        count = seed(deployment, catalog)
-    except (InvalidCatalog, SagaNotFound) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"loaded {count} inventory items from {args.catalog} into {args.stack}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

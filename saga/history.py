@@ -5,6 +5,7 @@ which states ran in which order, how many attempts each took, and the error that
 made a step fail.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,28 @@ class Step:
     @property
     def seconds(self) -> float | None:
         return None if self.exited is None else (self.exited - self.entered).total_seconds()
+
+    @property
+    def message(self) -> str | None:
+        """The error's message: Lambda errors arrive as a JSON cause, people want its errorMessage
+        (without the handler's "<this step>: " prefix, which is redundant here)."""
+        try:
+            message = json.loads(self.cause or "")["errorMessage"]
+        except (ValueError, KeyError, TypeError):
+            return self.cause
+        return message.removeprefix(f"{self.name}: ")
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "type": self.state_type,
+            "entered": self.entered.isoformat(),
+            "exited": self.exited.isoformat() if self.exited else None,
+            "seconds": self.seconds,
+            "attempts": self.attempts,
+            "error": self.error,
+            "cause": self.message,
+        }
 
 
 def execution_path(stepfunctions, execution_arn: str) -> list[Step]:

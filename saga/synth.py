@@ -3,9 +3,11 @@
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
-CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+ROOT = Path(__file__).resolve().parent.parent  # where app.py and cdk.json live
+CDK_JSON = ROOT / "cdk.json"
 
 
 class SynthError(RuntimeError):
@@ -21,6 +23,8 @@ def synthesize(outdir: Path, context: dict | None = None) -> Path:
     if shutil.which("node") is None:
         raise SynthError("Node.js is not installed: the CDK needs it to synthesize the app (Node 20 or newer)")
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # the `saga` command may run from anywhere
     from app import build_app  # loads aws-cdk-lib (a second or two), so only when needed
 
     merged = {**json.loads(CDK_JSON.read_text()).get("context", {}), **(context or {})}

@@ -1,10 +1,11 @@
-"""Loading inventory from a JSON catalog, through the command users run against AWS."""
+"""Loading inventory from a JSON catalog, through `saga seed` as users run it against AWS."""
 
 import json
 
 import pytest
 
-from saga.catalog import InvalidCatalog, load_catalog, main
+from saga.catalog import InvalidCatalog, load_catalog
+from saga.cli import main
 
 
 def stock(deployment, service: str) -> dict[str, int]:
@@ -16,7 +17,7 @@ def test_the_command_loads_a_catalog_into_the_deployed_tables(deployment, cloud,
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps({"flights": {"NH101": 7, "XX9": 3}, "hotels": {"OSAKA-BAY": 0}}))
 
-    assert main([str(catalog), "--endpoint-url", cloud.endpoint_url]) == 0
+    assert main(["seed", str(catalog), "--endpoint-url", cloud.endpoint_url]) == 0
 
     assert "loaded 3 inventory items" in capsys.readouterr().out
     assert stock(deployment, "flight") == {"NH101": 7, "XX9": 3, "NH106": 120, "JL5": 240, "SMALL-1": 2}
@@ -40,7 +41,7 @@ def test_a_bad_catalog_is_refused_before_anything_is_written(deployment, cloud, 
     catalog.write_text(document if isinstance(document, str) else json.dumps(document))
     before = stock(deployment, "flight"), stock(deployment, "hotel")
 
-    assert main([str(catalog), "--endpoint-url", cloud.endpoint_url]) == 2
+    assert main(["seed", str(catalog), "--endpoint-url", cloud.endpoint_url]) == 2
 
     assert problem in capsys.readouterr().err
     assert (stock(deployment, "flight"), stock(deployment, "hotel")) == before
@@ -49,5 +50,5 @@ def test_a_bad_catalog_is_refused_before_anything_is_written(deployment, cloud, 
 
 
 def test_a_stack_that_is_not_deployed_is_named(cloud, capsys):
-    assert main(["--stack", "NoSuchSaga", "--endpoint-url", cloud.endpoint_url]) == 2
+    assert main(["seed", "--stack", "NoSuchSaga", "--endpoint-url", cloud.endpoint_url]) == 2
     assert f"stack NoSuchSaga is not deployed at {cloud.endpoint_url}" in capsys.readouterr().err

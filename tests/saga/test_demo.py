@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_demo_confirms_one_trip_and_compensates_the_other():
     result = subprocess.run(
-        [sys.executable, "-m", "saga.demo"],
+        [sys.executable, "-m", "saga", "demo"],
         cwd=ROOT,
         capture_output=True,
         text=True,

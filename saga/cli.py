@@ -1,0 +1,411 @@
+"""`saga`: one command line for the booking saga, the same on the local cloud and on AWS.
+
+The target is the local cloud when an endpoint is given (``--endpoint-url`` or
+``AWS_ENDPOINT_URL``), else AWS through the normal credential chain. The stack
+is always found by its name, through its CloudFormation outputs.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
+
+from booking import InvalidBooking, parse_booking
+from saga.bookings import DuplicateBooking, UnknownBooking, outcome_of, recent_bookings, start_booking, wait_for
+from saga.catalog import SAMPLE_CATALOG, InvalidCatalog, load_catalog, seed
+from saga.chaos import FAIL_AT, run_chaos
+from saga.deployment import DEFAULT_STACK, SagaNotFound, find_deployment
+from saga.output import Printer
+
+DEFAULT_PORT = 4599
+EXAMPLE = {  # the README's booking, the default for every field `saga book` is not given
+    "customer_id": "c-42",
+    "flight_id": "NH101",
+    "seats": 2,
+    "hotel_id": "TOKYO-GRAND",
+    "rooms": 1,
+    "amount": 84000,
+    "currency": "JPY",
+}
+
+
+class Failure(Exception):
+    """A user-facing error: one line, no traceback."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `saga graph | head`: the reader has gone, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (InvalidBooking, InvalidCatalog) as error:
+        return _fail(f"invalid input: {error}")
+    except (SagaNotFound, UnknownBooking, DuplicateBooking, Failure) as error:
+        return _fail(str(error))
+    except EndpointConnectionError as error:
+        return _fail(f"cannot reach {error.kwargs.get('endpoint_url')}: is the endpoint up (`saga local up`)?")
+    except NoCredentialsError:
+        return _fail("no AWS credentials found: configure them (aws configure, AWS_PROFILE) or pass --endpoint-url")
+    except NoRegionError:
+        return _fail("no AWS region set: pass --region or set AWS_REGION")
+    except ProfileNotFound as error:
+        return _fail(str(error))
+    except ClientError as error:
+        details = error.response["Error"]
+        return _fail(f"AWS refused {error.operation_name}: {details.get('Code')}: {details.get('Message')}")
+    except BotoCoreError as error:
+        return _fail(str(error))
+
+
+def _fail(message: str) -> int:
+    print(f"saga: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    target = argparse.ArgumentParser(add_help=False)
+    where = target.add_argument_group("target (the local cloud when an endpoint is given, else AWS)")
+    where.add_argument("--stack", default=DEFAULT_STACK, help="stack name (default: %(default)s)")
+    where.add_argument(
+        "--endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL"),
+        help="a local cloud, e.g. http://127.0.0.1:4599 (default: $AWS_ENDPOINT_URL)",
+    )
+    where.add_argument("--region", help="AWS region (default: the AWS configuration's)")
+    where.add_argument("--profile", help="AWS profile")
+    reporting = argparse.ArgumentParser(add_help=False)
+    reporting.add_argument("--json", action="store_true", help="print JSON for scripts instead of text")
+
+    parser = argparse.ArgumentParser(prog="saga", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", parents=[reporting], help="the saga on an embedded local cloud: one trip confirmed, one undone"
+    )
+    demo.set_defaults(run=_demo)
+
+    local = commands.add_parser("local", help="the local cloud as a long-running endpoint")
+    local_commands = local.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    up = local_commands.add_parser("up", parents=[reporting], help="deploy the stack locally and serve until Ctrl-C")
+    up.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="on 127.0.0.1; 0: any free one (default: %(default)s)"
+    )
+    up.add_argument("--catalog", type=Path, default=SAMPLE_CATALOG, help="inventory to load (default: the sample)")
+    up.add_argument(
+        "--wait-scale", type=_positive_float, default=1.0, help="multiply retry waits (default: 1, real time)"
+    )
+    up.add_argument(
+        "--timeout-scale", type=_positive_float, default=1.0, help="multiply timeouts (default: 1, real time)"
+    )
+    up.add_argument("--log-dir", type=Path, help="write each function's logs to DIR/<function>.log")
+    up.set_defaults(run=_local_up)
+
+    seed_command = commands.add_parser("seed", parents=[target, reporting], help="load inventory from a catalog")
+    seed_command.add_argument("catalog", nargs="?", type=Path, default=SAMPLE_CATALOG, help="default: the sample")
+    seed_command.set_defaults(run=_seed)
+
+    book = commands.add_parser("book", parents=[target, reporting], help="book a trip (start one saga)")
+    book.add_argument("--booking-id", help="the idempotency key (default: a new trip-… id)")
+    book.add_argument("--customer-id", default=EXAMPLE["customer_id"])
+    book.add_argument("--flight", dest="flight_id", default=EXAMPLE["flight_id"], help="flight id")
+    book.add_argument("--seats", type=int, default=EXAMPLE["seats"])
+    book.add_argument("--hotel", dest="hotel_id", default=EXAMPLE["hotel_id"], help="hotel id")
+    book.add_argument("--rooms", type=int, default=EXAMPLE["rooms"])
+    book.add_argument("--amount", type=_amount, default=EXAMPLE["amount"])
+    book.add_argument("--currency", default=EXAMPLE["currency"])
+    book.add_argument("--fail-at", choices=FAIL_AT, help="chaos: force this reserve step to fail")
+    book.add_argument("--fail-cancel", choices=FAIL_AT, help="chaos: force this service's cancel to fail")
+    book.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 unless confirmed")
+    book.add_argument("--timeout", type=_positive_float, default=300, help="seconds to wait (default: %(default)s)")
+    book.set_defaults(run=_book)
+
+    for name, run, description in (
+        ("status", _status, "how a booking ended (or that it is still running)"),
+        ("history", _history, "each state of a booking: duration, attempts, error and cause"),
+    ):
+        command = commands.add_parser(name, parents=[target, reporting], help=description)
+        command.add_argument("booking_id")
+        command.set_defaults(run=run)
+
+    listing = commands.add_parser("list", parents=[target, reporting], help="recent bookings and how they ended")
+    listing.add_argument("--limit", type=int, default=20, help="at most this many (default: %(default)s)")
+    listing.set_defaults(run=_list)
+
+    chaos = commands.add_parser(
+        "chaos", parents=[target, reporting], help="the chaos test: force a step to fail, verify nothing stays held"
+    )
+    chaos.add_argument("--fail-at", choices=FAIL_AT, required=True)
+    chaos.add_argument("--booking-id", help="default: a new chaos-… id")
+    chaos.add_argument("--timeout", type=_positive_float, default=600, help="seconds to wait (default: %(default)s)")
+    chaos.set_defaults(run=_chaos)
+
+    graph = commands.add_parser("graph", parents=[target], help="the state machine as a diagram, with a booking's path")
+    graph.add_argument("booking_id", nargs="?", help="highlight this booking's path")
+    graph.add_argument("--format", choices=("mermaid", "svg", "png"), default="mermaid")
+    graph.add_argument("--output", type=Path, help="write to FILE (svg and png need one unless piped)")
+    graph.set_defaults(run=_graph)
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _amount(text: str) -> int | float:
+    """An amount as JSON carries it: whole amounts stay integers."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    return int(value) if value.is_integer() and "." not in text else value
+
+
+def _deployment(args):
+    return find_deployment(args.stack, args.endpoint_url, args.region, args.profile)
+
+
+def _emit(document: object) -> None:
+    print(json.dumps(document, indent=2, default=str))
+
+
+def _printer(args) -> Printer:
+    """People's output; with --json it goes to stderr so stdout carries only the JSON."""
+    return Printer(sys.stderr if getattr(args, "json", False) else sys.stdout)
+
+
+def _demo(args) -> int:
+    from saga.demo import EXPECTED, run_demo  # imports the local cloud (moto) only when needed
+    from saga.synth import SynthError
+
+    try:
+        outcomes = run_demo(_printer(args))
+    except SynthError as error:
+        raise Failure(str(error)) from None
+    if args.json:
+        _emit({"bookings": [outcome.to_json() for outcome in outcomes]})
+    return 0 if [outcome.verdict for outcome in outcomes] == EXPECTED else 1
+
+
+def _local_up(args) -> int:
+    from saga.localcloud import LocalCloud, LocalCloudError
+    from saga.synth import SynthError, synthesize
+
+    printer = _printer(args)
+    catalog = load_catalog(args.catalog)  # a bad catalog fails before anything slow starts
+    try:
+        with tempfile.TemporaryDirectory(prefix="saga-local-") as workdir:
+            with printer.progress("Synthesizing the CDK app"):
+                assembly = synthesize(Path(workdir) / "cdk.out")
+            cloud = LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir)
+            with cloud:
+                with printer.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
+                    outputs = cloud.deploy(assembly, DEFAULT_STACK)
+                count = seed(find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url), catalog)
+                stop = threading.Event()
+                for signal_number in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: background jobs ignore it
+                    signal.signal(signal_number, lambda *_: stop.set())
+                _announce(args, printer, cloud.endpoint_url, outputs, count)
+                while not stop.wait(0.5):
+                    pass
+                printer.line("Stopping the local cloud.")
+    except (SynthError, LocalCloudError) as error:
+        raise Failure(str(error)) from None
+    return 0
+
+
+def _announce(args, printer: Printer, endpoint_url: str, outputs: dict, count: int) -> None:
+    if args.json:
+        print(json.dumps({"endpoint_url": endpoint_url, "stack": DEFAULT_STACK, "outputs": outputs}), flush=True)
+    printer.line(f"Loaded {count} flights and hotels from {args.catalog}")
+    printer.line()
+    printer.line(printer.paint(f"The local cloud is up at {endpoint_url}", "bold"))
+    printer.table(["output", "value"], sorted(outputs.items()))
+    printer.line()
+    printer.line(f"  export AWS_ENDPOINT_URL={endpoint_url}   # then: saga book --wait, saga list, aws ...")
+    printer.line("Press Ctrl-C to stop.")
+
+
+def _seed(args) -> int:
+    catalog = load_catalog(args.catalog)
+    count = seed(_deployment(args), catalog)
+    if args.json:
+        _emit({"stack": args.stack, "catalog": str(args.catalog), "loaded": count})
+    else:
+        print(f"loaded {count} inventory items from {args.catalog} into {args.stack}")
+    return 0
+
+
+def _booking_from(args) -> dict:
+    document = {
+        "booking_id": args.booking_id or f"trip-{secrets.token_hex(4)}",
+        "customer_id": args.customer_id,
+        "flight": {"flight_id": args.flight_id, "seats": args.seats},
+        "hotel": {"hotel_id": args.hotel_id, "rooms": args.rooms},
+        "payment": {"amount": args.amount, "currency": args.currency},
+    }
+    chaos = {key: value for key, value in (("fail_at", args.fail_at), ("fail_cancel", args.fail_cancel)) if value}
+    if chaos:
+        document["chaos"] = chaos
+    parse_booking(document)  # the edge: a bad booking is refused here, before an execution starts
+    return document
+
+
+def _book(args) -> int:
+    document = _booking_from(args)
+    deployment = _deployment(args)
+    execution_arn = start_booking(deployment, document)
+    if not args.wait:
+        if args.json:
+            _emit({"booking_id": document["booking_id"], "execution_arn": execution_arn, "verdict": "running"})
+        else:
+            print(f"started booking {document['booking_id']}: saga status {document['booking_id']}")
+        return 0
+    printer = _printer(args)
+    with printer.progress(f"Booking {document['booking_id']}"):
+        outcome = wait_for(deployment, document["booking_id"], timeout=args.timeout)
+    if args.json:
+        _emit(outcome.to_json())
+    else:
+        printer.outcome(outcome)
+    return 0 if outcome.verdict == "confirmed" else 1
+
+
+def _status(args) -> int:
+    outcome = outcome_of(_deployment(args), args.booking_id)
+    if args.json:
+        _emit({key: value for key, value in outcome.to_json().items() if key != "path"})
+        return 0
+    printer = _printer(args)
+    printer.line(f"{outcome.booking_id}: {printer.verdict(outcome.verdict)}")
+    failed = outcome.failed_step
+    if failed is not None:
+        printer.line(f"  failed at {failed.name}: {failed.error}: {failed.message}")
+    if outcome.compensations:
+        printer.line(f"  compensated by {', '.join(step.name for step in outcome.compensations)}")
+    if outcome.verdict == "compensation failed":
+        printer.line(f"  {outcome.cause}")
+    return 0
+
+
+def _history(args) -> int:
+    outcome = outcome_of(_deployment(args), args.booking_id)
+    if args.json:
+        _emit(outcome.to_json())
+        return 0
+    printer = _printer(args)
+    printer.line(f"{outcome.booking_id}: {printer.verdict(outcome.verdict)}")
+    rows = [
+        (
+            step.name,
+            step.state_type,
+            f"{step.seconds:.2f} s" if step.seconds is not None else "running",
+            step.attempts or "",
+            step.error or "",
+            (step.message or "")[:100],
+        )
+        for step in outcome.path
+    ]
+    styles = ["fail" if step.failed else None for step in outcome.path]
+    printer.table(["state", "type", "duration", "attempts", "error", "cause"], rows, styles)
+    return 0
+
+
+def _list(args) -> int:
+    summaries = recent_bookings(_deployment(args), args.limit)
+    if args.json:
+        _emit([summary.to_json() for summary in summaries])
+        return 0
+    if not summaries:
+        print("no bookings yet")
+        return 0
+    printer = _printer(args)
+    rows = [
+        (s.booking_id, s.verdict, s.error or "", s.started.strftime("%Y-%m-%d %H:%M:%S"), _duration(s))
+        for s in summaries
+    ]
+    styles = [{"confirmed": None, "running": "dim", "compensated": "undo"}.get(s.verdict, "fail") for s in summaries]
+    printer.table(["booking", "outcome", "error", "started", "took"], rows, styles)
+    return 0
+
+
+def _duration(summary) -> str:
+    return f"{(summary.stopped - summary.started).total_seconds():.1f} s" if summary.stopped else ""
+
+
+def _chaos(args) -> int:
+    deployment = _deployment(args)
+    booking_id = args.booking_id or f"chaos-{args.fail_at}-{secrets.token_hex(4)}"
+    document = {
+        "booking_id": booking_id,
+        "customer_id": EXAMPLE["customer_id"],
+        "flight": {"flight_id": EXAMPLE["flight_id"], "seats": EXAMPLE["seats"]},
+        "hotel": {"hotel_id": EXAMPLE["hotel_id"], "rooms": EXAMPLE["rooms"]},
+        "payment": {"amount": EXAMPLE["amount"], "currency": EXAMPLE["currency"]},
+    }
+    printer = _printer(args)
+    with printer.progress(f"Booking {booking_id}, forced to fail at {args.fail_at}"):
+        report = run_chaos(deployment, document, args.fail_at, timeout=args.timeout)
+    if args.json:
+        _emit(report.to_json())
+    else:
+        printer.outcome(report.outcome)
+        printer.line()
+        for check in report.checks:
+            mark = printer.paint("✓", "ok") if check.passed else printer.paint("✗", "fail")
+            printer.line(f"  {mark} {check.name}: {check.detail}")
+        verdict = "PASSED: nothing stays reserved or charged" if report.passed else "FAILED"
+        printer.line(f"Chaos test {printer.paint(verdict, 'ok' if report.passed else 'fail')}")
+    return 0 if report.passed else 1
+
+
+def _graph(args) -> int:
+    from saga import graph
+
+    deployment = _deployment(args)
+    definition = deployment.client("stepfunctions").describe_state_machine(
+        stateMachineArn=deployment.state_machine_arn
+    )["definition"]
+    path = outcome_of(deployment, args.booking_id).path if args.booking_id else None
+    if args.format == "mermaid":
+        text = graph.to_mermaid(definition, path)
+        if args.output:
+            args.output.write_text(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    try:
+        image = graph.render(graph.to_dot(definition, path), args.format)
+    except graph.GraphvizMissing as error:
+        raise Failure(str(error)) from None
+    if args.output:
+        args.output.write_bytes(image)
+    elif sys.stdout.isatty():
+        raise Failure(f"{args.format} is binary: pass --output FILE or redirect stdout")
+    else:
+        sys.stdout.buffer.write(image)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
