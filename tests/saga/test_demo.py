@@ -31,3 +31,23 @@ def test_the_demo_confirms_one_trip_and_compensates_the_other():
     assert "NH101 180/180" in before and "NH101 178/180" in after  # only the confirmed trip's two seats
     assert "TOKYO-GRAND 40/40" in before and "TOKYO-GRAND 39/40" in after
     assert "trip-0002              CANCELLED" in after
+
+
+def test_without_node_the_demo_says_what_is_missing(tmp_path):
+    """The CDK synthesizes through Node.js; without it the user gets one line, not a jsii traceback."""
+    python_only = tmp_path / "bin"
+    python_only.mkdir()
+    (python_only / "python").symlink_to(sys.executable)
+    result = subprocess.run(
+        [str(python_only / "python"), "-m", "saga", "demo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": str(python_only)},
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "saga: error: Node.js is not installed: the CDK needs it to synthesize the app (Node 20 or newer)"
+    )
