@@ -21,7 +21,14 @@ _SECTIONS = {
     "payment": {"amount", "currency"},
 }
 _TOP_LEVEL = {"booking_id", "customer_id", *_SECTIONS}
-_CHAOS = {"fail_at", "fail_cancel"}
+# Chaos (honoured only where the stack enables it) injects the faults the saga must survive:
+#   fail_at / fail_cancel: a service whose reserve / cancel fails for good (a business error);
+#   transient: {"<service>.<reserve|cancel>": N}: that function fails N times, then works;
+#   duplicate: ["<service>.<reserve|cancel>", ...]: those functions do their work twice (a redelivery);
+#   timeout_after_write: a service whose reserve writes, then hangs until Lambda times it out.
+_CHAOS = {"fail_at", "fail_cancel", "transient", "duplicate", "timeout_after_write"}
+FUNCTIONS = tuple(f"{service}.{action}" for service in SERVICES for action in ("reserve", "cancel"))
+MAX_TRANSIENT = 8  # a compensation's retries; a reserve retries 3 times, so more fails it
 
 
 class BusinessError(Exception):
@@ -56,6 +63,12 @@ class TransientFailure(Exception):
 class Chaos:
     fail_at: str | None = None
     fail_cancel: str | None = None
+    transient: tuple[tuple[str, int], ...] = ()
+    duplicate: frozenset[str] = frozenset()
+    timeout_after_write: str | None = None
+
+    def transient_failures(self, function: str) -> int:
+        return dict(self.transient).get(function, 0)
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,22 @@ def _chaos(value: object) -> Chaos:
     if value is None:
         return Chaos()
     chaos = _object(value, "chaos", required=set(), optional=_CHAOS)
-    for key in _CHAOS & chaos.keys():
-        if chaos[key] not in SERVICES:
+    for key in ("fail_at", "fail_cancel", "timeout_after_write"):
+        if key in chaos and chaos[key] not in SERVICES:
             raise InvalidBooking(f"chaos.{key} must be one of {', '.join(SERVICES)}")
-    return Chaos(**chaos)
+    transient = chaos.get("transient", {})
+    if not isinstance(transient, dict) or not all(
+        function in FUNCTIONS and type(count) is int and 1 <= count <= MAX_TRANSIENT
+        for function, count in transient.items()
+    ):
+        raise InvalidBooking(f"chaos.transient must map <service>.<reserve|cancel> to 1..{MAX_TRANSIENT} failures")
+    duplicate = chaos.get("duplicate", [])
+    if not isinstance(duplicate, list) or not all(function in FUNCTIONS for function in duplicate):
+        raise InvalidBooking("chaos.duplicate must list functions named <service>.<reserve|cancel>")
+    return Chaos(
+        fail_at=chaos.get("fail_at"),
+        fail_cancel=chaos.get("fail_cancel"),
+        transient=tuple(sorted(transient.items())),
+        duplicate=frozenset(duplicate),
+        timeout_after_write=chaos.get("timeout_after_write"),
+    )

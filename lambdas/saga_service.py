@@ -6,13 +6,14 @@ section may force failures; off in production).
 """
 
 import os
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from functools import cache
 
 import boto3
 
-from booking import Booking, BusinessError, ChaosFailure, InvalidBooking, parse_booking
+from booking import Booking, BusinessError, Chaos, ChaosFailure, InvalidBooking, TransientFailure, parse_booking
 from reservations import Hold, Ledger
 
 
@@ -43,14 +44,17 @@ class SagaService:
         step, document = _unpack(event)
         with _naming(step):
             booking = parse_booking(document)
-            if _chaos_enabled() and booking.chaos.fail_at == self.name:
+            chaos = _chaos_of(booking)
+            self._fail_transiently(booking, chaos, "reserve")
+            if chaos.fail_at == self.name:
                 raise ChaosFailure(f"forced to fail by chaos.fail_at={self.name}")
             self._admit(booking)
-            return self._ledger().reserve(
-                booking.booking_id,
-                {"customer_id": booking.customer_id, **self._details(booking)},
-                self._hold(booking) if self._hold else None,
-            )
+            result = self._reserve(booking)
+            if f"{self.name}.reserve" in chaos.duplicate:
+                result = self._reserve(booking)
+            if chaos.timeout_after_write == self.name:
+                _hang_until_timed_out(context)
+            return result
 
     def cancel(self, event: dict, context: object = None) -> dict:
         """Lambda handler, same input as reserve; idempotent and a no-op where nothing was reserved."""
@@ -61,9 +65,36 @@ class SagaService:
             except InvalidBooking as invalid:
                 # reserve validates the same document, so it cannot have written anything
                 return {"service": self.name, "status": "NOTHING_TO_CANCEL", "released": False, "reason": str(invalid)}
-            if _chaos_enabled() and booking.chaos.fail_cancel == self.name:
+            chaos = _chaos_of(booking)
+            self._fail_transiently(booking, chaos, "cancel")
+            if chaos.fail_cancel == self.name:
                 raise ChaosFailure(f"forced to fail by chaos.fail_cancel={self.name}")
-            return self._ledger().cancel(booking.booking_id)
+            result = self._ledger().cancel(booking.booking_id)
+            if f"{self.name}.cancel" in chaos.duplicate:
+                result = self._ledger().cancel(booking.booking_id)
+            return result
+
+    def _reserve(self, booking: Booking) -> dict:
+        return self._ledger().reserve(
+            booking.booking_id,
+            {"customer_id": booking.customer_id, **self._details(booking)},
+            self._hold(booking) if self._hold else None,
+        )
+
+    def _fail_transiently(self, booking: Booking, chaos: Chaos, action: str) -> None:
+        """chaos.transient: fail the first N calls, counted by conditional puts so retries on any
+        Lambda instance see the same count (and the function needs no permission beyond PutItem)."""
+        failures = chaos.transient_failures(f"{self.name}.{action}")
+        table = self._ledger().table
+        for attempt in range(1, failures + 1):
+            try:
+                table.put_item(
+                    Item={"pk": f"chaos#{booking.booking_id}#{action}#{attempt}"},
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except table.meta.client.exceptions.ConditionalCheckFailedException:
+                continue  # this failure already happened
+            raise TransientFailure(f"forced transient failure {attempt} of {failures} by chaos.transient")
 
     def _ledger(self) -> Ledger:
         return Ledger(_dynamodb().Table(os.environ["TABLE_NAME"]), self.name)
@@ -86,5 +117,13 @@ def _naming(step: str):
         raise type(error)(f"{step}: {error}") from None
 
 
-def _chaos_enabled() -> bool:
-    return os.environ.get("CHAOS_ENABLED", "false") == "true"
+def _chaos_of(booking: Booking) -> Chaos:
+    """The booking's chaos section where the stack enables chaos; none at all elsewhere."""
+    return booking.chaos if os.environ.get("CHAOS_ENABLED", "false") == "true" else Chaos()
+
+
+def _hang_until_timed_out(context: object) -> None:
+    """Lambda stops a handler at its timeout; called without the runtime, end the same way."""
+    remaining = context.get_remaining_time_in_millis() / 1000 if context else 0
+    time.sleep(remaining + 1)
+    raise TimeoutError("the handler outlived its timeout")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from booking import BookingCancelled, ChaosFailure, InvalidBooking, PaymentDeclined, SoldOut
+from booking import BookingCancelled, ChaosFailure, InvalidBooking, PaymentDeclined, SoldOut, TransientFailure
 from tests.factories import booking
 from tests.lambdas.conftest import PAYMENT_LIMIT, TABLES
 
@@ -147,6 +147,57 @@ def test_chaos_can_break_a_cancel_and_the_reservation_stays_until_a_cancel_succe
     assert available(dynamodb, "hotel", "TOKYO-GRAND") == 3
 
 
+@pytest.mark.parametrize("action", ["reserve", "cancel"])
+def test_chaos_transient_fails_n_times_then_works(dynamodb, stock, invoke, action):
+    stock("hotel", "TOKYO-GRAND", 3)
+    if action == "cancel":
+        invoke("hotel", "reserve", booking())
+    flaky = booking(chaos={"transient": {f"hotel.{action}": 2}})
+
+    for attempt in (1, 2):
+        with pytest.raises(TransientFailure, match=f"forced transient failure {attempt} of 2"):
+            invoke("hotel", action, flaky)
+    result = invoke("hotel", action, flaky)
+
+    assert result["status"] == ("RESERVED" if action == "reserve" else "CANCELLED")
+    assert available(dynamodb, "hotel", "TOKYO-GRAND") == (2 if action == "reserve" else 3)
+    assert invoke("hotel", action, flaky)["status"] == result["status"]  # the count is spent: no more failures
+
+
+def test_chaos_duplicate_reserve_and_cancel_change_capacity_once(dynamodb, stock, invoke):
+    stock("flight", "NH101", 5)
+    twice = booking(chaos={"duplicate": ["flight.reserve", "flight.cancel", "payment.reserve"]})
+
+    reserved = invoke("flight", "reserve", twice)
+    assert available(dynamodb, "flight", "NH101") == 3
+    charged = invoke("payment", "reserve", twice)
+    assert [item["status"] for item in table_items(dynamodb, "payment").values()] == ["RESERVED"]
+    cancelled = invoke("flight", "cancel", twice)
+
+    assert (reserved["status"], charged["status"], cancelled["status"]) == ("RESERVED", "RESERVED", "CANCELLED")
+    assert available(dynamodb, "flight", "NH101") == 5
+
+
+def test_chaos_timeout_after_write_leaves_the_write_for_the_cancel(dynamodb, stock, invoke):
+    stock("hotel", "TOKYO-GRAND", 3)
+
+    with pytest.raises(TimeoutError):
+        invoke("hotel", "reserve", booking(chaos={"timeout_after_write": "hotel"}))
+    assert available(dynamodb, "hotel", "TOKYO-GRAND") == 2  # the write landed before the timeout
+
+    assert invoke("hotel", "cancel", booking())["released"] is True
+    assert available(dynamodb, "hotel", "TOKYO-GRAND") == 3
+
+
+def test_new_chaos_kinds_are_ignored_where_chaos_is_disabled(monkeypatch, dynamodb, stock, invoke):
+    monkeypatch.setenv("CHAOS_ENABLED", "false")
+    stock("flight", "NH101", 5)
+    chaos = {"transient": {"flight.reserve": 3}, "duplicate": ["flight.reserve"], "timeout_after_write": "flight"}
+
+    assert invoke("flight", "reserve", booking(chaos=chaos))["status"] == "RESERVED"
+    assert table_items(dynamodb, "flight").keys() == {"inventory#NH101", "booking#trip-0001"}
+
+
 MALFORMED = {
     "not an object": ["trip-0001"],
     "missing flight": {k: v for k, v in booking().items() if k != "flight"},
@@ -163,6 +214,11 @@ MALFORMED = {
     "extra field": booking(coupon="FREE"),
     "extra section field": booking(hotel={"hotel_id": "TOKYO-GRAND", "rooms": 1, "suite": True}),
     "unknown chaos step": booking(chaos={"fail_at": "car"}),
+    "unknown chaos function": booking(chaos={"transient": {"car.reserve": 1}}),
+    "too many transient failures": booking(chaos={"transient": {"flight.cancel": 9}}),
+    "transient count as a bool": booking(chaos={"transient": {"flight.cancel": True}}),
+    "duplicate not a list": booking(chaos={"duplicate": "flight.reserve"}),
+    "timeout on an unknown service": booking(chaos={"timeout_after_write": "car"}),
     "full-width digits in an id": booking(customer_id="c-\uff14\uff12"),
 }
 
