@@ -30,6 +30,7 @@ from saga.catalog import SAMPLE_CATALOG, InvalidCatalog, load_catalog, seed
 from saga.chaos import FAIL_AT, run_chaos
 from saga.deployment import DEFAULT_STACK, SagaNotFound, find_deployment
 from saga.output import Printer
+from saga.recovery import replay_dead_letters
 
 DEFAULT_PORT = 4599
 EXAMPLE = {  # the README's booking, the default for every field `saga book` is not given
@@ -156,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--booking-id", help="default: a new chaos-… id")
     chaos.add_argument("--timeout", type=_positive_float, default=600, help="seconds to wait (default: %(default)s)")
     chaos.set_defaults(run=_chaos)
+
+    replay = commands.add_parser(
+        "replay", parents=[target, reporting], help="finish parked compensations: replay the dead-letter queue"
+    )
+    replay.add_argument("--limit", type=int, default=10, help="at most this many messages (default: %(default)s)")
+    replay.set_defaults(run=_replay)
 
     graph = commands.add_parser("graph", parents=[target], help="the state machine as a diagram, with a booking's path")
     graph.add_argument("booking_id", nargs="?", help="highlight this booking's path")
@@ -377,6 +384,24 @@ def _chaos(args) -> int:
         verdict = "PASSED: nothing stays reserved or charged" if report.passed else "FAILED"
         printer.line(f"Chaos test {printer.paint(verdict, 'ok' if report.passed else 'fail')}")
     return 0 if report.passed else 1
+
+
+def _replay(args) -> int:
+    replays = replay_dead_letters(_deployment(args), args.limit)
+    if args.json:
+        _emit([replay.to_json() for replay in replays])
+    elif not replays:
+        print("the dead-letter queue is empty: no compensation is parked")
+    else:
+        printer = _printer(args)
+        for replay in replays:
+            if replay.finished:
+                released = [cancel["step"] for cancel in replay.cancels if cancel.get("released")]
+                done = f"released by {', '.join(released)}" if released else "nothing was still held"
+                printer.line(f"{printer.paint('✓', 'ok')} {replay.booking_id}: compensation finished, {done}")
+            else:
+                printer.line(f"{printer.paint('✗', 'fail')} {replay.booking_id}: still parked, {replay.error}")
+    return 0 if all(replay.finished for replay in replays) else 1
 
 
 def _graph(args) -> int:

@@ -206,25 +206,3 @@ def test_concurrent_bookings_never_oversell(deployment):
     assert available(deployment, "flight", "SMALL-1") == 0
     held = [record(deployment, "flight", booking_id) for booking_id in ids]
     assert sum(item is not None and item["status"] == "RESERVED" for item in held) == 2
-
-
-def test_the_runbook_finishes_a_parked_compensation(deployment, assembly):
-    """README's runbook: re-run every cancel, in reverse order, with the execution's input (without chaos)."""
-    outcome = book(deployment, booking("parked-0001", chaos={"fail_at": "payment", "fail_cancel": "hotel"}))
-    assert outcome.verdict == "compensation failed"
-    stack_resources = deployment.client("cloudformation").describe_stack_resources(StackName=assembly.stack_name)
-    document = json.loads(execution(deployment, outcome)["input"])
-    document.pop("chaos")
-
-    for step in ("RefundPayment", "CancelHotel", "CancelFlight"):
-        function = next(
-            resource["PhysicalResourceId"]
-            for resource in stack_resources["StackResources"]
-            if resource["LogicalResourceId"].startswith(f"{step}Function")
-        )
-        response = deployment.client("lambda").invoke(
-            FunctionName=function, Payload=json.dumps({"step": step, "booking": document})
-        )
-        assert "FunctionError" not in response, response["Payload"].read()
-
-    assert_nothing_held(deployment, "parked-0001")

@@ -146,6 +146,39 @@ def test_status_and_history_of_a_parked_compensation(saga):
     assert [row.split()[0] for row in rows] == list(by_name)
 
 
+def test_replay_finishes_every_parked_compensation(saga, deployment):
+    for booking_id, fail_at, fail_cancel in (("cli-parked-1", "payment", "hotel"), ("cli-parked-2", "hotel", "flight")):
+        assert saga("book", "--booking-id", booking_id, "--fail-at", fail_at, "--fail-cancel", fail_cancel, "--wait")[0]
+    seats, rooms = available(deployment, "flight", "NH101"), available(deployment, "hotel", "TOKYO-GRAND")
+
+    code, replays = run_json(saga, "replay", "--limit", "100")
+
+    assert code == 0
+    by_booking = {replay["booking_id"]: replay for replay in replays}
+    assert {"cli-parked-1", "cli-parked-2"} <= by_booking.keys()
+    assert all(replay["finished"] for replay in replays)
+    first = by_booking["cli-parked-1"]["cancels"]
+    assert [(cancel["step"], cancel["released"]) for cancel in first] == [
+        ("RefundPayment", False),  # refunded before the hotel's cancel failed: a no-op now
+        ("CancelHotel", True),
+        ("CancelFlight", True),
+    ]
+    second = by_booking["cli-parked-2"]["cancels"]
+    assert [(cancel["step"], cancel["released"]) for cancel in second] == [
+        ("RefundPayment", False),  # never charged: nothing to refund
+        ("CancelHotel", False),  # already undone by the saga before the flight's cancel failed
+        ("CancelFlight", True),
+    ]
+    for booking_id in by_booking:
+        for service in ("flight", "hotel", "payment"):
+            item = deployment.table(service).get_item(Key={"pk": f"booking#{booking_id}"}).get("Item")
+            assert item is None or item["status"] == "CANCELLED", (booking_id, service)
+    released = [cancel["step"] for replay in replays for cancel in replay["cancels"] if cancel["released"]]
+    assert available(deployment, "flight", "NH101") == seats + 2 * released.count("CancelFlight")  # 2 seats each
+    assert available(deployment, "hotel", "TOKYO-GRAND") == rooms + released.count("CancelHotel")
+    assert saga("replay")[1] == "the dead-letter queue is empty: no compensation is parked\n"
+
+
 def test_list_shows_each_bookings_outcome(saga):
     saga("book", "--booking-id", "cli-list-ok", "--wait")
     saga("book", "--booking-id", "cli-list-undone", "--fail-at", "flight", "--wait")

@@ -1,0 +1,92 @@
+"""Finish what a parked compensation left undone: replay the dead-letter queue.
+
+A booking ends in ``CompensationFailed`` when a cancel still failed after its
+retries; its message in the dead-letter queue names the execution. Once the
+cause is fixed, replaying runs every cancel of the saga again, in the deployed
+definition's reverse order, with the execution's input (its chaos section
+removed). Cancels are idempotent, so those that already ran are no-ops. The
+message is deleted only when every cancel succeeded.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+from saga.chaos import compensation_chain
+from saga.deployment import Deployment
+
+VISIBILITY_SECONDS = 300  # while one replay works on a message, no other replay sees it
+
+
+@dataclass
+class Replay:
+    booking_id: str
+    execution_arn: str
+    cancels: list[dict] = field(default_factory=list)  # each cancel's result, in the order they ran
+    error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> dict:
+        return {
+            "booking_id": self.booking_id,
+            "execution_arn": self.execution_arn,
+            "finished": self.finished,
+            "cancels": self.cancels,
+            "error": self.error,
+        }
+
+
+def compensations(definition: dict) -> list[tuple[str, str]]:
+    """(state name, function ARN) of every cancel, in the order a failure of the last step runs them."""
+    states, name, last_task = definition["States"], definition["StartAt"], None
+    while name is not None:
+        if states[name]["Type"] == "Task":
+            last_task = name
+        name = states[name].get("Next")
+    return [
+        (state, states[state]["Resource"])  # the tasks invoke their function directly (its ARN)
+        for state in compensation_chain(definition, last_task)
+        if states[state]["Type"] == "Task"
+    ]
+
+
+def replay_dead_letters(deployment: Deployment, limit: int = 10) -> list[Replay]:
+    sqs, stepfunctions = deployment.client("sqs"), deployment.client("stepfunctions")
+    definition = json.loads(
+        stepfunctions.describe_state_machine(stateMachineArn=deployment.state_machine_arn)["definition"]
+    )
+    cancels = compensations(definition)
+    replays = []
+    while len(replays) < limit:
+        messages = sqs.receive_message(
+            QueueUrl=deployment.dead_letter_queue_url,
+            MaxNumberOfMessages=min(10, limit - len(replays)),
+            VisibilityTimeout=VISIBILITY_SECONDS,
+            WaitTimeSeconds=1,
+        ).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            replay = _replay(deployment, stepfunctions, cancels, json.loads(message["Body"]))
+            if replay.finished:
+                sqs.delete_message(QueueUrl=deployment.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
+            replays.append(replay)
+    return replays
+
+
+def _replay(deployment: Deployment, stepfunctions, cancels: list[tuple[str, str]], body: dict) -> Replay:
+    execution_arn = body["execution_arn"]
+    booking = json.loads(stepfunctions.describe_execution(executionArn=execution_arn)["input"])
+    booking.pop("chaos", None)
+    replay = Replay(str(booking.get("booking_id")), execution_arn)
+    lambda_ = deployment.client("lambda")
+    for state, function in cancels:
+        response = lambda_.invoke(FunctionName=function, Payload=json.dumps({"step": state, "booking": booking}))
+        result = json.loads(response["Payload"].read() or "null")
+        if "FunctionError" in response:
+            replay.error = f"{state}: {result.get('errorType')}: {result.get('errorMessage')}"
+            break
+        replay.cancels.append({"step": state, **result})
+    return replay
