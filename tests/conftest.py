@@ -1,6 +1,7 @@
 """Shared fixtures: the app is synthesized once per session (it takes seconds), and deployed locally per module."""
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,30 @@ from saga.localcloud import LocalCloud
 from saga.synth import synthesize
 
 WAIT_SCALE = 0.01
+FIGURES = pytest.StashKey[Counter]()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--schedules",
+        type=int,
+        default=200,
+        help="fault schedules the reliability test runs on the local cloud (default: %(default)s)",
+    )
+
+
+@pytest.fixture(scope="session")
+def figures(request) -> Counter:
+    """Counts a test wants reported at the end of the run (the reliability figures)."""
+    return request.config.stash.setdefault(FIGURES, Counter())
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    counts = config.stash.get(FIGURES, None)
+    if counts:
+        terminalreporter.section("reliability figures")
+        for name, count in sorted(counts.items()):
+            terminalreporter.write_line(f"{name:<48} {count:>8}")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,233 @@
+"""Every booking ends fully confirmed, fully undone, or parked in the dead-letter queue: under random faults.
+
+Hypothesis draws a booking (seats and rooms against a fresh flight and hotel of
+random capacity, an amount around the payment limit, sometimes malformed) and a
+fault schedule over all six functions (transient failures, duplicate delivery,
+a reserve that times out after its write, a forced business failure, a cancel
+that fails for good). Each runs as a real execution on the local cloud, and the
+invariant is checked from the tables and the dead-letter queue afterwards:
+
+- confirmed: exactly its seats, rooms and charge are held;
+- compensated: nothing is held and capacity is back where it was;
+- compensation failed: exactly one dead-letter message, and every service it
+  does not report as undone still holds what it took (nothing else is held).
+
+The expected outcome comes from a small model of the saga, so a fault that
+changes an outcome it should not (a transient failure that is not retried, say)
+fails the test too. ``--schedules N`` sets how many schedules run (default 200).
+"""
+
+import itertools
+import json
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from booking import FUNCTIONS, SERVICES
+from reservations import Ledger
+from saga.bookings import start_booking, wait_for
+from saga.localcloud import LocalCloud
+from tests.conftest import WAIT_SCALE
+
+PAYMENT_LIMIT = 500_000  # the development stack's
+TIMEOUT_SCALE = 0.4  # a hung handler is stopped after 2 s (of 5), its task after 4 s (of 10)
+RARELY = [None] * 12  # sampled_from(RARELY + values): the costly faults show up in about 1 schedule in 5
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def cloud(assembly):
+    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=TIMEOUT_SCALE) as cloud:
+        cloud.deploy(assembly.directory, assembly.stack_name)
+        yield cloud
+
+
+@dataclass(frozen=True)
+class Scenario:
+    seats: int
+    rooms: int
+    flight_capacity: int
+    hotel_capacity: int
+    amount: int
+    malformed: bool
+    chaos: dict = field(default_factory=dict)
+
+
+@st.composite
+def scenarios(draw) -> Scenario:
+    chaos = {
+        "fail_at": draw(st.sampled_from([*RARELY, *SERVICES])),
+        "fail_cancel": draw(st.sampled_from([*RARELY, *SERVICES])),
+        "timeout_after_write": draw(st.sampled_from([*RARELY, *SERVICES])),
+        "transient": draw(
+            st.dictionaries(
+                st.sampled_from(FUNCTIONS),
+                st.integers(1, 3),  # a reserve retries 3 times, so up to 3 transient failures change nothing
+                max_size=3,
+            )
+        ),
+        "duplicate": draw(st.lists(st.sampled_from(FUNCTIONS), unique=True, max_size=3)),
+    }
+    return Scenario(
+        seats=draw(st.integers(1, 9)),
+        rooms=draw(st.integers(1, 9)),
+        flight_capacity=draw(st.integers(0, 30)),  # mostly enough, sometimes too few or none
+        hotel_capacity=draw(st.integers(0, 30)),
+        amount=draw(st.sampled_from([100, 84_000, PAYMENT_LIMIT, PAYMENT_LIMIT + 1])),
+        malformed=draw(st.sampled_from([False] * 9 + [True])),
+        chaos={key: value for key, value in chaos.items() if value},
+    )
+
+
+@dataclass(frozen=True)
+class Expected:
+    verdict: str
+    held: frozenset[str]  # services still holding the booking
+    failure: str | None  # the error the failing reserve ends with
+
+
+def expected(scenario: Scenario) -> Expected:
+    """The saga as a model: where it fails, what each reserve wrote, which cancels run."""
+    chaos = scenario.chaos
+    if scenario.malformed:
+        return Expected("compensated", frozenset(), "InvalidBooking")  # refused before anything is written
+    failed, wrote, failure = None, False, None
+    sold_out = {"flight": scenario.seats > scenario.flight_capacity, "hotel": scenario.rooms > scenario.hotel_capacity}
+    for service in SERVICES:
+        if chaos.get("fail_at") == service:
+            failed, failure = service, "ChaosFailure"
+        elif sold_out.get(service):
+            failed, failure = service, "SoldOut"
+        elif service == "payment" and scenario.amount > PAYMENT_LIMIT:
+            failed, failure = service, "PaymentDeclined"
+        elif chaos.get("timeout_after_write") == service:
+            failed, wrote, failure = service, True, "Sandbox.Timedout"
+        if failed:
+            break
+    if failed is None:
+        return Expected("confirmed", frozenset(SERVICES), None)
+    position = SERVICES.index(failed)
+    reserved = set(SERVICES[:position]) | ({failed} if wrote else set())
+    for service in reversed(SERVICES[: position + 1]):  # the cancels, from the failed step's own
+        if chaos.get("fail_cancel") == service:
+            still = {s for s in reserved if SERVICES.index(s) <= SERVICES.index(service)}
+            return Expected("compensation failed", frozenset(still), failure)
+    return Expected("compensated", frozenset(), failure)
+
+
+def document(booking_id: str, scenario: Scenario, flight_id: str, hotel_id: str) -> dict:
+    trip = {
+        "booking_id": booking_id,
+        "customer_id": "c-42",
+        "flight": {"flight_id": flight_id, "seats": scenario.seats},
+        "hotel": {"hotel_id": hotel_id, "rooms": scenario.rooms},
+        "payment": {"amount": scenario.amount, "currency": "JPY" if not scenario.malformed else "yen"},
+    }
+    return trip | ({"chaos": scenario.chaos} if scenario.chaos else {})
+
+
+def held(deployment, booking_id: str) -> dict[str, dict]:
+    records = {}
+    for service in SERVICES:
+        item = deployment.table(service).get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True)
+        if item.get("Item", {}).get("status") == "RESERVED":
+            records[service] = item["Item"]
+    return records
+
+
+def available(deployment, service: str, resource_id: str) -> int:
+    item = deployment.table(service).get_item(Key={"pk": f"inventory#{resource_id}"}, ConsistentRead=True)["Item"]
+    return int(item["available"])
+
+
+def drain_dead_letters(deployment) -> list[dict]:
+    sqs, messages = deployment.client("sqs"), []
+    while batch := sqs.receive_message(
+        QueueUrl=deployment.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+    ).get("Messages", []):
+        for message in batch:
+            messages.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=deployment.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return messages
+
+
+def count_faults(figures, scenario: Scenario) -> None:
+    chaos = scenario.chaos
+    figures["faults: transient failures injected"] += sum(chaos.get("transient", {}).values())
+    figures["faults: duplicate deliveries"] += len(chaos.get("duplicate", []))
+    figures["faults: timeouts after the write"] += "timeout_after_write" in chaos
+    figures["faults: forced business failures (chaos)"] += "fail_at" in chaos
+    figures["faults: cancels failing for good"] += "fail_cancel" in chaos
+    figures["faults: malformed bookings"] += scenario.malformed
+
+
+def test_every_fault_schedule_ends_confirmed_undone_or_parked(deployment, figures, request):
+    figures["leaks found"] += 0
+
+    @settings(
+        max_examples=request.config.getoption("--schedules"),
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    @given(scenario=scenarios())
+    def run(scenario: Scenario) -> None:
+        number = next(_numbers)
+        booking_id, flight_id, hotel_id = f"schedule-{number}", f"FLIGHT-{number}", f"HOTEL-{number}"
+        Ledger(deployment.table("flight"), "flight").stock(flight_id, scenario.flight_capacity)
+        Ledger(deployment.table("hotel"), "hotel").stock(hotel_id, scenario.hotel_capacity)
+        model = expected(scenario)
+
+        start_booking(deployment, document(booking_id, scenario, flight_id, hotel_id))
+        outcome = wait_for(deployment, booking_id, timeout=120)
+
+        figures["schedules run (bookings)"] += 1
+        figures[f"outcome: {outcome.verdict}"] += 1
+        count_faults(figures, scenario)
+        records = held(deployment, booking_id)
+        seats_left, rooms_left = available(deployment, "flight", flight_id), available(deployment, "hotel", hotel_id)
+        parked = [message for message in drain_dead_letters(deployment) if message["saga"]["booking_id"] == booking_id]
+        leaks = set(records) - model.held
+        figures["leaks found"] += len(leaks)
+
+        assert (outcome.verdict, set(records)) == (model.verdict, set(model.held)), [s.name for s in outcome.path]
+        if model.failure:
+            assert outcome.failed_step is not None and outcome.failed_step.error == model.failure
+        taken_seats = scenario.seats if "flight" in model.held else 0
+        taken_rooms = scenario.rooms if "hotel" in model.held else 0
+        assert (seats_left, rooms_left) == (
+            scenario.flight_capacity - taken_seats,
+            scenario.hotel_capacity - taken_rooms,
+        )
+        if "flight" in records:
+            assert records["flight"]["quantity"] == scenario.seats
+        if "hotel" in records:
+            assert records["hotel"]["quantity"] == scenario.rooms
+        if "payment" in records:
+            assert records["payment"]["amount"] == scenario.amount
+        if model.verdict == "compensation failed":
+            assert len(parked) == 1
+            undone = set(parked[0]["saga"].get("compensations", {}))
+            assert not undone & set(records), "the message reports as undone a service that still holds"
+            assert set(records) <= set(SERVICES) - undone
+            assert parked[0]["execution_arn"] == outcome.execution_arn
+        else:
+            assert parked == []
+
+    run()
+
+
+def test_the_model_knows_the_saga(figures):
+    """The oracle itself, on cases whose outcome the README spells out."""
+    plain = Scenario(seats=2, rooms=1, flight_capacity=5, hotel_capacity=5, amount=100, malformed=False)
+    assert expected(plain) == Expected("confirmed", frozenset(SERVICES), None)
+    declined = Scenario(2, 1, 5, 5, PAYMENT_LIMIT + 1, False)
+    assert expected(declined) == Expected("compensated", frozenset(), "PaymentDeclined")
+    stuck = Scenario(2, 1, 5, 5, 100, False, {"fail_at": "payment", "fail_cancel": "hotel"})
+    assert expected(stuck) == Expected("compensation failed", frozenset({"flight", "hotel"}), "ChaosFailure")
+    late = Scenario(2, 1, 5, 5, 100, False, {"timeout_after_write": "hotel", "fail_cancel": "hotel"})
+    assert expected(late) == Expected("compensation failed", frozenset({"flight", "hotel"}), "Sandbox.Timedout")
+    sold_out = Scenario(2, 6, 5, 5, 100, False, {"fail_cancel": "payment"})
+    assert expected(sold_out) == Expected("compensated", frozenset(), "SoldOut")
