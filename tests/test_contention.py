@@ -1,0 +1,56 @@
+"""200 bookings at once for 50 seats and 30 rooms: no oversell, and every loser fully undone."""
+
+import pytest
+
+from booking import SERVICES
+from reservations import Ledger
+from saga.bookings import start_booking, wait_for
+from saga.localcloud import LocalCloud
+from tests.conftest import WAIT_SCALE
+from tests.factories import booking
+
+BOOKINGS, SEATS, ROOMS = 200, 50, 30
+# Locally every function runs a few invocations at a time and the rest queue, which a task's timeout
+# counts; stretched timeouts keep queueing from turning into timeouts, which this test is not about.
+TIMEOUT_SCALE = 20
+
+
+@pytest.fixture(scope="module")
+def cloud(assembly):
+    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=TIMEOUT_SCALE) as cloud:
+        cloud.deploy(assembly.directory, assembly.stack_name)
+        yield cloud
+
+
+def test_concurrent_bookings_never_oversell_and_losers_hold_nothing(deployment, figures):
+    Ledger(deployment.table("flight"), "flight").stock("RUSH-1", SEATS)
+    Ledger(deployment.table("hotel"), "hotel").stock("RUSH-INN", ROOMS)
+    ids = [f"rush-{n:04d}" for n in range(BOOKINGS)]
+
+    for booking_id in ids:
+        start_booking(
+            deployment,
+            booking(booking_id, flight={"flight_id": "RUSH-1", "seats": 1}, hotel={"hotel_id": "RUSH-INN", "rooms": 1}),
+        )
+    outcomes = {booking_id: wait_for(deployment, booking_id, timeout=600) for booking_id in ids}
+
+    verdicts = [outcome.verdict for outcome in outcomes.values()]
+    figures["contention: concurrent bookings"] += BOOKINGS
+    figures["contention: confirmed"] += verdicts.count("confirmed")
+    assert verdicts.count("confirmed") == ROOMS  # the hotel is the bottleneck: every room sold, no more
+    assert verdicts.count("compensated") == BOOKINGS - ROOMS
+    errors = {outcome.failed_step.error for outcome in outcomes.values() if outcome.failed_step}
+    assert errors == {"SoldOut"}
+    held = {service: 0 for service in SERVICES}
+    for booking_id, outcome in outcomes.items():
+        for service in SERVICES:
+            item = deployment.table(service).get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True)
+            is_held = item.get("Item", {}).get("status") == "RESERVED"
+            assert is_held == (outcome.verdict == "confirmed"), (booking_id, service)
+            held[service] += is_held
+    assert held == dict.fromkeys(SERVICES, ROOMS)
+    inventory = {
+        service: int(deployment.table(service).get_item(Key={"pk": key}, ConsistentRead=True)["Item"]["available"])
+        for service, key in (("flight", "inventory#RUSH-1"), ("hotel", "inventory#RUSH-INN"))
+    }
+    assert inventory == {"flight": SEATS - ROOMS, "hotel": 0}
