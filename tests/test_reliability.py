@@ -32,8 +32,10 @@ from saga.localcloud import LocalCloud
 from tests.conftest import WAIT_SCALE
 
 PAYMENT_LIMIT = 500_000  # the development stack's
-TIMEOUT_SCALE = 0.4  # a hung handler is stopped after 2 s (of 5), its task after 4 s (of 10)
-RARELY = [None] * 12  # sampled_from(RARELY + values): the costly faults show up in about 1 schedule in 5
+# A hung handler is stopped after 3 s (of 5), its task after 6 s (of 10): short enough to test
+# timeouts often, and 100 times what a handler takes, even on a busy 2-core machine.
+TIMEOUT_SCALE = 0.6
+RARELY = [None] * 15  # sampled_from(RARELY + values): the costly faults show up in about 1 schedule in 6
 _numbers = itertools.count(1)
 
 

@@ -18,16 +18,20 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
 Invoker = Callable[[Any, Any, Any, dict], bytes]
+# Told each finished execution's ARN, once its status, output and stop date are recorded.
+ExecutionListener = Callable[[str], None]
 
 _active = threading.Lock()
 
@@ -51,8 +55,19 @@ class MotoServer(ThreadedMotoServer):
 
 
 @contextmanager
-def applied(invoker: Invoker, wait_scale: float, timeout_scale: float) -> Iterator[None]:
-    """Install every patch; only one local cloud per process, since moto's backends are process-wide."""
+def applied(
+    invoker: Invoker,
+    wait_scale: float,
+    timeout_scale: float,
+    *,
+    cache_definitions: bool = True,
+    on_execution_end: ExecutionListener | None = None,
+) -> Iterator[None]:
+    """Install every patch; only one local cloud per process, since moto's backends are process-wide.
+
+    ``cache_definitions=False`` leaves moto parsing the definition on every execution, and
+    ``on_execution_end`` hears of each finished execution: both serve the benchmark (``python -m bench``).
+    """
     if not _active.acquire(blocking=False):
         raise RuntimeError("a LocalCloud is already running in this process (moto's state is process-wide)")
     try:
@@ -60,7 +75,10 @@ def applied(invoker: Invoker, wait_scale: float, timeout_scale: float) -> Iterat
             _run_lambdas_with(invoker, undo)
             _execute_cloudformation_state_machines(undo)
             _scale_time(wait_scale, timeout_scale, undo)
-            _cache_parsed_definitions(undo)
+            if cache_definitions:
+                _cache_parsed_definitions(undo)
+            if on_execution_end is not None:
+                _report_execution_ends(on_execution_end, undo)
             yield
     finally:
         _active.release()
@@ -127,6 +145,19 @@ def _cache_parsed_definitions(undo: ExitStack) -> None:
     _replace(undo, AmazonStateLanguageParser, "parse", staticmethod(parse))
 
 
+def _report_execution_ends(listener: ExecutionListener, undo: ExitStack) -> None:
+    """``BaseExecutionWorkerCommunication.terminated`` is where the interpreter's thread records an
+    execution's end; telling a listener there spares it polling ``DescribeExecution``, whose cost and
+    granularity would otherwise be part of what a benchmark measures."""
+    original = BaseExecutionWorkerCommunication.__dict__["terminated"]
+
+    def terminated(self) -> None:
+        original(self)
+        listener(self.execution.exec_arn)
+
+    _replace(undo, BaseExecutionWorkerCommunication, "terminated", terminated)
+
+
 def _fill_heap_keys(node: Any, seen: set[int]) -> None:
     if id(node) in seen:
         return
@@ -143,3 +174,20 @@ def _fill_heap_keys(node: Any, seen: set[int]) -> None:
         return
     for child in children:
         _fill_heap_keys(child, seen)
+
+
+def _serialize_dynamodb(undo: ExitStack) -> None:
+    """moto's DynamoDB is not safe under concurrent requests: ``transact_write_items`` deep-copies
+    each table first and, when a condition fails, restores that copy, wiping out writes other
+    requests committed meanwhile (and the copy itself can fail while another thread writes).
+    DynamoDB serializes transactions against every other write; one lock around each DynamoDB
+    request does the same here, at a cost of microseconds per request."""
+    original = DynamoHandler.__dict__["call_action"]
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def call_action(self):
+        with lock:
+            return original(self)
+
+    _replace(undo, DynamoHandler, "call_action", call_action)
