@@ -194,7 +194,8 @@ def test_every_fault_schedule_ends_confirmed_undone_or_parked(deployment, figure
         leaks = set(records) - model.held
         figures["leaks found"] += len(leaks)
 
-        assert (outcome.verdict, set(records)) == (model.verdict, set(model.held)), [s.name for s in outcome.path]
+        path = [(step.name, step.error) if step.error else step.name for step in outcome.path]
+        assert (outcome.verdict, set(records)) == (model.verdict, set(model.held)), path
         if model.failure:
             assert outcome.failed_step is not None and outcome.failed_step.error == model.failure
         taken_seats = scenario.seats if "flight" in model.held else 0
