@@ -139,6 +139,8 @@ def _units(value: object, name: str) -> int:
 def _amount(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidBooking("payment.amount must be a number")
+    if isinstance(value, int) and not 0 < value <= MAX_AMOUNT:  # before str(): huge ints cannot be printed
+        raise InvalidBooking(f"payment.amount must be positive, at most {MAX_AMOUNT}, with at most 2 decimals")
     try:
         amount = Decimal(str(value))
     except InvalidOperation:

