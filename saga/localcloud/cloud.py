@@ -49,15 +49,37 @@ class LocalCloud:
     (a first call, which creates its boto3 client, can take a second).
     Handlers' prints and logs go to ``<log_dir>/<function name>.log``, or nowhere.
     Use it as a context manager; only one can run per process.
+
+    For the benchmark (``python -m bench``): ``invoker`` answers Lambda invocations instead
+    of the real handlers, ``cache_definitions=False`` and ``reuse_clients=False`` turn off the
+    interpreter's speedups (see ``moto_patches``), and ``on_execution_end(execution_arn)`` is
+    called as each execution finishes.
     """
 
-    def __init__(self, port: int = 0, wait_scale: float = 1.0, timeout_scale: float = 1.0, log_dir: Path | None = None):
+    def __init__(
+        self,
+        port: int = 0,
+        wait_scale: float = 1.0,
+        timeout_scale: float = 1.0,
+        log_dir: Path | None = None,
+        *,
+        invoker: moto_patches.Invoker | None = None,
+        cache_definitions: bool = True,
+        reuse_clients: bool = True,
+        on_execution_end: moto_patches.ExecutionListener | None = None,
+    ):
         if wait_scale <= 0 or timeout_scale <= 0:
             raise ValueError("wait_scale and timeout_scale must be positive")
         self._port = port
         self._wait_scale = wait_scale
         self._timeout_scale = timeout_scale
         self._log_dir = log_dir
+        self._invoker = invoker
+        self._patch_options = {
+            "cache_definitions": cache_definitions,
+            "reuse_clients": reuse_clients,
+            "on_execution_end": on_execution_end,
+        }
         self._exit = ExitStack()
         self.endpoint_url = ""
 
@@ -71,7 +93,10 @@ class LocalCloud:
             # moto's Step Functions interpreter calls Lambda, SQS, DynamoDB at http://localhost:$MOTO_PORT.
             self._set_env(starting, "MOTO_PORT", str(port))
             runtime = LambdaRuntime(workdir, self.endpoint_url, self._timeout_scale, self._log_dir)
-            starting.enter_context(moto_patches.applied(runtime.invoke, self._wait_scale, self._timeout_scale))
+            invoker = self._invoker or runtime.invoke
+            starting.enter_context(
+                moto_patches.applied(invoker, self._wait_scale, self._timeout_scale, **self._patch_options)
+            )
             starting.callback(runtime.close)
             self._reset()  # a clean account, whatever an earlier cloud or mock in this process left
             starting.callback(self._reset)

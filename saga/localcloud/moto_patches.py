@@ -2,13 +2,15 @@
 
 moto 5.2.5 can deploy a CDK template and interpret Amazon States Language, but it
 has no way to run Lambda code without Docker, it leaves CloudFormation's state
-machines in a backend that does not execute, and its interpreter really sleeps
-through retry waits and task timeouts. Each patch below names the moto internal
-it replaces and why. They all rely on moto's private layout, so moto is pinned
-exactly; ``applied()`` installs them for the life of one local cloud and puts
-everything back afterwards.
+machines in a backend that does not execute, its interpreter really sleeps
+through retry waits and task timeouts, and its DynamoDB is neither safe nor fast
+under concurrent requests. Each patch below names the moto internal it replaces
+and why. They all rely on moto's private layout, so moto is pinned exactly;
+``applied()`` installs them for the life of one local cloud and puts everything
+back afterwards.
 """
 
+import copy
 import functools
 import threading
 import time
@@ -17,7 +19,11 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import boto3
+from botocore.config import Config
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.server import ThreadedMotoServer
 from moto.stepfunctions import models as sfn_models
@@ -25,6 +31,7 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
@@ -61,12 +68,14 @@ def applied(
     timeout_scale: float,
     *,
     cache_definitions: bool = True,
+    reuse_clients: bool = True,
     on_execution_end: ExecutionListener | None = None,
 ) -> Iterator[None]:
     """Install every patch; only one local cloud per process, since moto's backends are process-wide.
 
-    ``cache_definitions=False`` leaves moto parsing the definition on every execution, and
-    ``on_execution_end`` hears of each finished execution: both serve the benchmark (``python -m bench``).
+    ``cache_definitions=False`` leaves moto parsing the definition on every execution,
+    ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, and
+    ``on_execution_end`` hears of each finished execution: all three serve the benchmark (``python -m bench``).
     """
     if not _active.acquire(blocking=False):
         raise RuntimeError("a LocalCloud is already running in this process (moto's state is process-wide)")
@@ -75,8 +84,12 @@ def applied(
             _run_lambdas_with(invoker, undo)
             _execute_cloudformation_state_machines(undo)
             _scale_time(wait_scale, timeout_scale, undo)
+            _serialize_dynamodb(undo)
+            _transact_without_copying_tables(undo)
             if cache_definitions:
                 _cache_parsed_definitions(undo)
+            if reuse_clients:
+                _reuse_interpreter_clients(undo)
             if on_execution_end is not None:
                 _report_execution_ends(on_execution_end, undo)
             yield
@@ -128,6 +141,51 @@ def _scale_time(wait_scale: float, timeout_scale: float, undo: ExitStack) -> Non
         _replace(undo, TimeoutSeconds, "_eval_seconds", _eval_seconds)
 
 
+def _transact_without_copying_tables(undo: ExitStack) -> None:
+    """``DynamoDBBackend.transact_write_items`` deep-copies each table it writes, once per item, to
+    restore the whole table if the transaction is cancelled: time in proportion to the table, about
+    20 ms per copy at 1,000 items, on every reserve and cancel, so a long run gets ever slower. With
+    requests serialized (``_serialize_dynamodb``) nothing else can change a table mid-transaction, so
+    the copies are skipped (``copy.deepcopy`` in that module returns a ``Table`` itself) and a
+    cancelled transaction puts back only the items it touched."""
+    original = dynamodb_models.DynamoDBBackend.__dict__["transact_write_items"]
+    without_table_copies = types.SimpleNamespace(**vars(copy))
+    without_table_copies.deepcopy = lambda value, memo=None: (
+        value if isinstance(value, Table) else copy.deepcopy(value, memo)
+    )
+
+    def transact_write_items(self, transact_items):
+        before = _touched_items(self, transact_items)
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table_name, key, item in reversed(before):
+                if item is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, item.to_json()["Attributes"])
+            raise
+
+    _replace(undo, dynamodb_models, "copy", without_table_copies)
+    _replace(undo, dynamodb_models.DynamoDBBackend, "transact_write_items", transact_write_items)
+
+
+def _touched_items(backend: Any, transact_items: list[dict]) -> list[tuple[str, dict, Any]]:
+    """(table name, key, a copy of the item now or None) for each item a transaction writes."""
+    touched = []
+    for request in transact_items:
+        for operation in request.values():
+            try:
+                table = backend.get_table(operation["TableName"])
+                attributes = operation.get("Key") or operation["Item"]
+                key = {name: attributes[name] for name in (table.hash_key_attr, table.range_key_attr) if name}
+                item = backend.get_item(operation["TableName"], key)
+            except Exception:  # malformed: the original refuses it without writing it
+                continue
+            touched.append((operation["TableName"], key, copy.deepcopy(item)))
+    return touched
+
+
 def _cache_parsed_definitions(undo: ExitStack) -> None:
     """``AmazonStateLanguageParser.parse`` (ANTLR) runs on create and again on every execution,
     about half of an execution's time. The parsed program is reusable: moto itself shares one
@@ -143,6 +201,31 @@ def _cache_parsed_definitions(undo: ExitStack) -> None:
         return program, tree
 
     _replace(undo, AmazonStateLanguageParser, "parse", staticmethod(parse))
+
+
+def _reuse_interpreter_clients(undo: ExitStack) -> None:
+    """``boto_client_for`` builds a new boto3 client for every Lambda invocation and service call the
+    interpreter makes: about 4 ms of CPU each, nearly half of an execution whose Lambdas answer at once
+    (``python -m bench``). Its clients differ only in service, region and endpoint, and boto3 clients
+    are thread-safe, so one of each is kept, its connection pool sized for many executions at once
+    (past its default of 10, urllib3 would discard connections with a warning)."""
+    clients: dict[tuple, Any] = {}
+    creating = threading.Lock()
+
+    def client(service_name: str, region_name: str, config: Config, endpoint_url: str | None = None, **credentials):
+        key = (service_name, region_name, endpoint_url)
+        with creating:
+            if key not in clients:
+                clients[key] = boto3.client(
+                    service_name=service_name,
+                    region_name=region_name,
+                    endpoint_url=endpoint_url,
+                    config=config.merge(Config(max_pool_connections=256)),
+                    **credentials,
+                )
+            return clients[key]
+
+    _replace(undo, boto_client, "boto3", types.SimpleNamespace(client=client))
 
 
 def _report_execution_ends(listener: ExecutionListener, undo: ExitStack) -> None:

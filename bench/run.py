@@ -1,0 +1,83 @@
+"""The benchmark's phases in order: synthesize once, then one fresh local cloud per engine and level of speedups."""
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from bench import cold_start, local, report
+from bench import cost as cost_model
+from bench.session import TIMEOUT_SCALE, WAIT_SCALE, deployed
+from saga.synth import synthesize
+
+ENGINES = (("local_cloud", None), ("bare_interpreter", local.instant_invoker))
+
+
+def progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
+    started, date = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
+    progress("synthesizing the CDK app (a few seconds)")
+    assembly = synthesize(workdir / "cdk.out")
+    concurrencies = sorted({1, args.concurrency})
+    cells, cost, cold = [], {}, {}
+    for engine, invoker in ENGINES:
+        for speedups, options in reversed(local.SPEEDUPS.items()):
+            progress(f"deploying into a fresh local cloud: {engine}, speedups {speedups}")
+            with deployed(assembly, invoker=invoker, **options) as session:
+                measured = local.measure(session, engine, speedups, args.bookings, concurrencies, progress)
+                cells += [cell.to_json() for cell in measured]
+                if invoker is None and speedups == "all":  # the local cloud as shipped
+                    cost = cost_model.measure(session, args.cost_runs, progress)
+                    cold = cold_start.measure(session, assembly, args.cold_runs, progress)
+    overhead, gains = local.ratios(cells)
+    results = {
+        "command": args.command,
+        "date": date,  # when the run started
+        "machine": machine(),
+        "settings": {
+            "quick": args.quick,
+            "bookings_per_batch": args.bookings,
+            "concurrency": args.concurrency,
+            "cost_runs": args.cost_runs,
+            "cold_runs": args.cold_runs,
+            "wait_scale": WAIT_SCALE,
+            "timeout_scale": TIMEOUT_SCALE,
+        },
+        "local": {"cells": cells, "overhead": overhead, "speedups": gains},
+        "cost": cost,
+        "cold_start": cold,
+    }
+    results["seconds"] = time.monotonic() - started
+    json_path, png_path = report.write(results, args.out)
+    print(report.table(results))
+    progress(f"wrote {json_path} and {png_path} in {results['seconds']:.0f} s")
+
+
+def machine() -> dict:
+    """What the figures came from."""
+    return {
+        "nproc": len(os.sched_getaffinity(0)),  # what `nproc` prints
+        "cpu": _cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "moto": metadata.version("moto"),
+        "boto3": metadata.version("boto3"),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return platform.processor() or "unknown"
+    return next(
+        (line.partition(":")[2].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "unknown"
+    )

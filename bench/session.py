@@ -1,0 +1,107 @@
+"""One local cloud for the benchmark: the app deployed, its inventory stocked, each execution's end reported."""
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reservations import Ledger
+from saga.deployment import DEFAULT_STACK, Deployment, find_deployment
+from saga.localcloud import LocalCloud
+
+# Retry waits at 1/1000: a compensation exhausting its 8 retries (about 4 minutes of waits on AWS)
+# takes a quarter of a second, so waits never dominate a figure. Reported beside the figures.
+WAIT_SCALE = 0.001
+# Stretched timeouts: on a busy 2-core machine a queued invocation must not turn into a timeout.
+TIMEOUT_SCALE = 10
+FLIGHT, HOTEL = "BENCH-FLIGHT", "BENCH-HOTEL"
+STOCK = 10_000_000  # never sells out, however many bookings a run makes
+EXECUTION_TIMEOUT_SECONDS = 120
+
+
+class Finishes:
+    """When each execution ended (``time.perf_counter``), as the local cloud reports it.
+
+    Waiting on this instead of polling ``DescribeExecution`` keeps the poll interval and the
+    polling load out of the latencies, which matters most for the bare interpreter's few milliseconds.
+    """
+
+    def __init__(self):
+        self._ended: dict[str, float] = {}
+        self._changed = threading.Condition()
+
+    def __call__(self, execution_arn: str) -> None:
+        with self._changed:
+            self._ended[execution_arn] = time.perf_counter()
+            self._changed.notify_all()
+
+    def wait(self, execution_arn: str, timeout: float = EXECUTION_TIMEOUT_SECONDS) -> float:
+        with self._changed:
+            if not self._changed.wait_for(lambda: execution_arn in self._ended, timeout):
+                raise TimeoutError(f"{execution_arn} did not finish within {timeout} s")
+            return self._ended.pop(execution_arn)
+
+
+def booking(booking_id: str, chaos: dict | None = None) -> dict:
+    """A one-seat, one-room trip on the benchmark's own flight and hotel (tests/factories.py's shape)."""
+    document = {
+        "booking_id": booking_id,
+        "customer_id": "c-bench",
+        "flight": {"flight_id": FLIGHT, "seats": 1},
+        "hotel": {"hotel_id": HOTEL, "rooms": 1},
+        "payment": {"amount": 84000, "currency": "JPY"},
+    }
+    return document | ({"chaos": chaos} if chaos else {})
+
+
+@dataclass
+class Session:
+    cloud: LocalCloud
+    deployment: Deployment
+    finishes: Finishes
+    stepfunctions: Any  # one boto3 client for every booking: creating one costs more than a bare execution
+    assembly: Path
+
+    def book(self, document: dict) -> tuple[float, str]:
+        """Start the saga and wait for its end: (seconds from the start request to the end, execution ARN).
+
+        The same StartExecution as ``saga.bookings.start_booking``, through a client made once.
+        """
+        started = time.perf_counter()
+        arn = self.stepfunctions.start_execution(
+            stateMachineArn=self.deployment.state_machine_arn, name=document["booking_id"], input=json.dumps(document)
+        )["executionArn"]
+        return self.finishes.wait(arn) - started, arn
+
+    def lambda_billing(self) -> dict:
+        """Memory and architecture, which Lambda bills by, as the template sets them for all six functions
+        (the local cloud's Lambda does not keep the architecture)."""
+        template = json.loads((self.assembly / f"{DEFAULT_STACK}.template.json").read_text())
+        functions = [
+            resource["Properties"]
+            for resource in template["Resources"].values()
+            if resource["Type"] == "AWS::Lambda::Function"
+        ]
+        settings = {(function["MemorySize"], *function.get("Architectures", ["x86_64"])) for function in functions}
+        if len(settings) != 1:
+            raise RuntimeError(f"the functions differ in memory or architecture: {settings}")
+        memory_mb, architecture = settings.pop()
+        return {"memory_mb": memory_mb, "architecture": architecture}
+
+
+@contextmanager
+def deployed(assembly: Path, **cloud_options: Any) -> Iterator[Session]:
+    """A fresh local cloud with the stack deployed and the benchmark's flight and hotel stocked."""
+    finishes = Finishes()
+    with LocalCloud(
+        wait_scale=WAIT_SCALE, timeout_scale=TIMEOUT_SCALE, on_execution_end=finishes, **cloud_options
+    ) as cloud:
+        cloud.deploy(assembly, DEFAULT_STACK)
+        deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
+        Ledger(deployment.table("flight"), "flight").stock(FLIGHT, STOCK)
+        Ledger(deployment.table("hotel"), "hotel").stock(HOTEL, STOCK)
+        yield Session(cloud, deployment, finishes, deployment.client("stepfunctions"), assembly)
