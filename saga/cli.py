@@ -29,7 +29,7 @@ from saga.bookings import DuplicateBooking, UnknownBooking, outcome_of, recent_b
 from saga.catalog import SAMPLE_CATALOG, InvalidCatalog, load_catalog, seed
 from saga.chaos import FAIL_AT, run_chaos
 from saga.deployment import DEFAULT_STACK, SagaNotFound, find_deployment
-from saga.output import Printer
+from saga.output import VERDICT_STYLES, Printer
 from saga.recovery import replay_dead_letters
 
 DEFAULT_PORT = 4599
@@ -351,7 +351,7 @@ def _list(args) -> int:
         (s.booking_id, s.verdict, s.error or "", s.started.strftime("%Y-%m-%d %H:%M:%S"), _duration(s))
         for s in summaries
     ]
-    styles = [{"confirmed": None, "running": "dim", "compensated": "undo"}.get(s.verdict, "fail") for s in summaries]
+    styles = [None if s.verdict == "confirmed" else VERDICT_STYLES.get(s.verdict, "fail") for s in summaries]
     printer.table(["booking", "outcome", "error", "started", "took"], rows, styles)
     return 0
 

@@ -7,7 +7,7 @@ from botocore.exceptions import ClientError
 
 DEFAULT_STACK = "BookingSaga"
 LOCAL_REGION = "us-east-1"
-TABLE_OUTPUTS = {"flight": "FlightsTable", "hotel": "HotelsTable", "payment": "PaymentsTable"}
+TABLE_OUTPUTS = {"flight": "FlightsTable", "hotel": "HotelsTable", "payment": "PaymentsTable"}  # service: output
 
 
 class SagaNotFound(Exception):
@@ -56,14 +56,13 @@ def find_deployment(
             raise SagaNotFound(f"stack {stack_name} is not deployed at {where}") from None
         raise
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    missing = sorted({"StateMachineArn", "DeadLetterQueueUrl", *TABLE_OUTPUTS.values()} - outputs.keys())
+    if missing:
+        raise SagaNotFound(f"stack {stack_name} is not a booking saga: it has no output {', '.join(missing)}")
     return Deployment(
         session=session,
         endpoint_url=endpoint_url,
         state_machine_arn=outputs["StateMachineArn"],
-        tables={
-            "flight": outputs["FlightsTable"],
-            "hotel": outputs["HotelsTable"],
-            "payment": outputs["PaymentsTable"],
-        },
+        tables={service: outputs[output] for service, output in TABLE_OUTPUTS.items()},
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
     )

@@ -287,6 +287,18 @@ def test_errors_are_one_line_and_exit_2(saga, cloud, args, message):
         assert err == message.format(endpoint=cloud.endpoint_url)
 
 
+def test_a_stack_that_is_not_a_saga_is_named(saga, cloud):
+    cloud.client("cloudformation").create_stack(
+        StackName="Unrelated",
+        TemplateBody=json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}),
+    )
+
+    code, _, err = saga("list", "--stack", "Unrelated")
+
+    assert code == 2
+    assert err.startswith("saga: error: stack Unrelated is not a booking saga: it has no output DeadLetterQueueUrl")
+
+
 def test_an_unreachable_endpoint_is_named(capsys):
     assert main(["list", "--endpoint-url", "http://127.0.0.1:9"]) == 2
     assert capsys.readouterr().err == (
