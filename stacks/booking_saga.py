@@ -14,6 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from stacks.alarms import SagaAlarms
 from stacks.saga_chain import COMPENSATION_FAILURE_PATH, FAILURE_PATH, Saga, SagaStep
 
 LAMBDA_CODE = Path(__file__).resolve().parent.parent / "lambdas"
@@ -207,6 +208,10 @@ class BookingSagaStack(Stack):
                 )
                 for fn in functions
             ),
+        )
+
+        self.alarms = SagaAlarms(
+            self, "Alarms", state_machine=self.state_machine, dead_letter_queue=self.dead_letter_queue
         )
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)

@@ -1,0 +1,76 @@
+"""What tells a person the saga needs them: alarms on failed, timed-out and parked bookings, and a dashboard.
+
+Every alarm publishes to one SNS topic; the ``AlarmEmail`` stack parameter
+subscribes an address to it (``cdk deploy --parameters AlarmEmail=ops@example.com``).
+"""
+
+from aws_cdk import CfnCondition, CfnParameter, Duration, Fn
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+PERIOD = Duration.minutes(1)
+
+
+class SagaAlarms(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, state_machine: sfn.StateMachine, dead_letter_queue: sqs.Queue
+    ):
+        super().__init__(scope, construct_id)
+        email = CfnParameter(
+            scope,
+            "AlarmEmail",
+            default="",
+            description="Address the saga's alarms are sent to (none if empty; confirm the subscription email).",
+        )
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            enforce_ssl=True,
+        )
+        subscription = sns.CfnSubscription(
+            self, "EmailSubscription", topic_arn=self.topic.topic_arn, protocol="email", endpoint=email.value_as_string
+        )
+        subscription.cfn_options.condition = CfnCondition(
+            self, "HasAlarmEmail", expression=Fn.condition_not(Fn.condition_equals(email.value_as_string, ""))
+        )
+
+        parked = dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
+        for name, metric, description in (
+            ("ExecutionsFailed", state_machine.metric_failed(period=PERIOD), "bookings failed (compensated or parked)"),
+            ("ExecutionsTimedOut", state_machine.metric_timed_out(period=PERIOD), "bookings that hit the 30 min limit"),
+            ("CompensationParked", parked, "a compensation is parked in the dead-letter queue: run `saga replay`"),
+        ):
+            alarm = cloudwatch.Alarm(
+                self,
+                name,
+                metric=metric,
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            alarm.add_alarm_action(actions.SnsAction(self.topic))
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard")
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Bookings",
+                left=[
+                    state_machine.metric_started(period=PERIOD, label="started"),
+                    state_machine.metric_succeeded(period=PERIOD, label="confirmed"),
+                    state_machine.metric_failed(period=PERIOD, label="compensated or parked"),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Booking duration",
+                left=[state_machine.metric_time(period=PERIOD, statistic="p95", label="p95")],
+            ),
+            cloudwatch.GraphWidget(title="Parked compensations", left=[parked]),
+        )
