@@ -179,7 +179,7 @@ VALID = {
 INVALID = {
     "id": st.one_of(
         json_except("str"),
-        st.sampled_from(EDGES["id"]),
+        st.sampled_from([value for value in EDGES["id"] if len(repr(value)) < 1000]),  # _huge has a short repr
         st.text(ID_CHARS, min_size=65, max_size=200),
         st.builds(
             _huge, st.sampled_from(["x", "ab-_", "\u00e9", "\U0001f680", "\x00"]), st.sampled_from([65, 100_000])
@@ -317,16 +317,17 @@ def _missing(path: tuple[str, ...]) -> Mutation:
     return Mutation(path, delete=True, names=(path[0] if len(path) > 1 else "booking", path[-1]))
 
 
+# st.builds with st.just, rather than .map(lambda ...), so that a failing example prints its path and names.
 def _set(path: tuple[str, ...], values: st.SearchStrategy, names: tuple[str, ...]) -> st.SearchStrategy[Mutation]:
-    return values.map(lambda value: Mutation(path, value, names=names))
+    return st.builds(Mutation, st.just(path), values, names=st.just(names))
 
 
 def _unknown_field(section: str | None, known) -> st.SearchStrategy[Mutation]:
     path = (section,) if section else ()
-    return st.builds(
-        lambda key, value: Mutation((*path, key), value, names=(section or "booking", key[:64])),
-        unknown_keys(known),
-        JSON_VALUES,
+    return unknown_keys(known).flatmap(
+        lambda key: st.builds(
+            Mutation, st.just((*path, key)), JSON_VALUES, names=st.just((section or "booking", key[:64]))
+        )
     )
 
 
@@ -369,10 +370,9 @@ GARBAGE_OBJECTS = st.builds(
     ),
 )
 # Certainly valid bookings, most for the stocked flight and hotel and within the payment limit.
-FRESH_ID = "fresh-id"  # the test swaps in an id no other example used (drawn ids repeat, and a repeat replays)
 VALID_DOCUMENTS = st.fixed_dictionaries(
     {
-        "booking_id": st.just(FRESH_ID) | VALID["id"],
+        "booking_id": VALID["id"],
         "customer_id": VALID["id"],
         "flight": st.fixed_dictionaries(
             {"flight_id": st.just(STOCKED["flight"][0]) | VALID["id"], "seats": VALID["units"]}
@@ -401,8 +401,6 @@ ANYTHING = st.one_of(
 NON_OBJECT_EDGES = [None, 0, 1.5, True, "", "{}", [], [booking()], json.dumps(booking()), list(booking().items())]
 NON_OBJECT_DOCUMENTS = NON_OBJECTS | st.sampled_from(NON_OBJECT_EDGES)
 
-# The hand-picked cases, by group: every one is sent every run.
-
 
 def _leaf_edges(*kinds: str) -> list[Mutation]:
     return [
@@ -413,6 +411,7 @@ def _leaf_edges(*kinds: str) -> list[Mutation]:
     ]
 
 
+# The hand-picked cases, by group: every one is sent every run.
 EDGE_MUTATIONS = {
     "ids": _leaf_edges("id"),
     "numbers and currency": _leaf_edges("units", "amount", "currency"),
@@ -559,8 +558,6 @@ def test_any_document_ends_in_a_result_or_a_business_error_never_a_crash(
 ):
     # chaos is still validated where it is disabled, but a valid chaos section cannot then force a failure
     monkeypatch.setenv("CHAOS_ENABLED", "false")
-    if isinstance(document, dict) and document.get("booking_id") == FRESH_ID:
-        document = document | {"booking_id": next(_unique_ids)}
     before = snapshot(dynamodb)
     outcomes = {}
     for service, (reserve_step, _) in STEPS.items():
