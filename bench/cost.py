@@ -201,9 +201,7 @@ def _mean(samples: list[dict]) -> dict:
 def measure(session: Session, repetitions: int, progress: Callable[[str], None]) -> dict:
     """Run every path ``repetitions`` times, serially, and price the mean of what each run used."""
     functions = session.lambda_billing()
-    definition = json.loads(
-        session.stepfunctions.describe_state_machine(stateMachineArn=session.deployment.state_machine_arn)["definition"]
-    )
+    definition = session.deployment.definition()
     largest: list[int] = []
     paths = {}
     for path, (chaos, verdict) in PATHS.items():

@@ -69,9 +69,10 @@ class SagaService:
             self._fail_transiently(booking, chaos, "cancel")
             if chaos.fail_cancel == self.name:
                 raise ChaosFailure(f"forced to fail by chaos.fail_cancel={self.name}")
-            result = self._ledger().cancel(booking.booking_id)
+            ledger = self._ledger()
+            result = ledger.cancel(booking.booking_id)
             if f"{self.name}.cancel" in chaos.duplicate:
-                result = self._ledger().cancel(booking.booking_id)
+                result = ledger.cancel(booking.booking_id)
             return result
 
     def _reserve(self, booking: Booking) -> dict:

@@ -6,7 +6,6 @@ are checked afterwards: the booking holds nothing anywhere and every seat and
 room it took is back on sale.
 """
 
-import json
 from dataclasses import dataclass
 
 from saga.bookings import Outcome, start_booking, wait_for
@@ -59,12 +58,7 @@ def run_chaos(deployment: Deployment, booking: dict, fail_at: str, timeout: floa
     before = _available(deployment, document)
     start_booking(deployment, document)
     outcome = wait_for(deployment, document["booking_id"], timeout=timeout)
-    definition = json.loads(
-        deployment.client("stepfunctions").describe_state_machine(stateMachineArn=deployment.state_machine_arn)[
-            "definition"
-        ]
-    )
-    return ChaosReport(outcome, _checks(deployment, outcome, definition, fail_at, before))
+    return ChaosReport(outcome, _checks(deployment, outcome, deployment.definition(), fail_at, before))
 
 
 def _checks(deployment, outcome: Outcome, definition: dict, fail_at: str, before: dict) -> list[Check]:

@@ -408,9 +408,7 @@ def _graph(args) -> int:
     from saga import graph
 
     deployment = _deployment(args)
-    definition = deployment.client("stepfunctions").describe_state_machine(
-        stateMachineArn=deployment.state_machine_arn
-    )["definition"]
+    definition = deployment.definition()
     path = outcome_of(deployment, args.booking_id).path if args.booking_id else None
     if args.format == "mermaid":
         text = graph.to_mermaid(definition, path)

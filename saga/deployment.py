@@ -1,5 +1,6 @@
 """Find a deployed saga by its stack name, locally or on AWS: never by hard-coded ARNs."""
 
+import json
 from dataclasses import dataclass
 
 import boto3
@@ -26,6 +27,11 @@ class Deployment:
 
     def client(self, service: str):
         return self.session.client(service, endpoint_url=self.endpoint_url)
+
+    def definition(self) -> dict:
+        """The state machine's definition as deployed (resolved ARNs), the one source for what runs."""
+        described = self.client("stepfunctions").describe_state_machine(stateMachineArn=self.state_machine_arn)
+        return json.loads(described["definition"])
 
     def table(self, service: str):
         return self.session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(self.tables[service])

@@ -54,10 +54,7 @@ def compensations(definition: dict) -> list[tuple[str, str]]:
 
 def replay_dead_letters(deployment: Deployment, limit: int = 10) -> list[Replay]:
     sqs, stepfunctions = deployment.client("sqs"), deployment.client("stepfunctions")
-    definition = json.loads(
-        stepfunctions.describe_state_machine(stateMachineArn=deployment.state_machine_arn)["definition"]
-    )
-    cancels = compensations(definition)
+    cancels = compensations(deployment.definition())
     replays = []
     while len(replays) < limit:
         messages = sqs.receive_message(

@@ -57,13 +57,15 @@ def assembly(tmp_path_factory) -> Assembly:
 
 
 @pytest.fixture(scope="module")
-def cloud(assembly):
+def cloud(assembly, request):
     """The stack deployed into a fresh local cloud, once per test module (deploying takes about 2 s).
 
     Retry waits run at 1/100 of real time, so a compensation exhausting its retries
-    takes seconds; timeouts stay real, as they only matter when something hangs.
+    takes seconds; timeouts stay real, as they only matter when something hangs,
+    unless the module sets its own ``TIMEOUT_SCALE``.
     """
-    with LocalCloud(wait_scale=WAIT_SCALE) as cloud:
+    timeout_scale = getattr(request.module, "TIMEOUT_SCALE", 1.0)
+    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=timeout_scale) as cloud:
         cloud.deploy(assembly.directory, assembly.stack_name)
         yield cloud
 

@@ -1,25 +1,14 @@
 """200 bookings at once for 50 seats and 30 rooms: no oversell, and every loser fully undone."""
 
-import pytest
-
 from booking import SERVICES
 from reservations import Ledger
 from saga.bookings import start_booking, wait_for
-from saga.localcloud import LocalCloud
-from tests.conftest import WAIT_SCALE
 from tests.factories import booking
 
 BOOKINGS, SEATS, ROOMS = 200, 50, 30
 # Locally every function runs a few invocations at a time and the rest queue, which a task's timeout
 # counts; stretched timeouts keep queueing from turning into timeouts, which this test is not about.
 TIMEOUT_SCALE = 20
-
-
-@pytest.fixture(scope="module")
-def cloud(assembly):
-    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=TIMEOUT_SCALE) as cloud:
-        cloud.deploy(assembly.directory, assembly.stack_name)
-        yield cloud
 
 
 def test_concurrent_bookings_never_oversell_and_losers_hold_nothing(deployment, figures):

@@ -21,15 +21,12 @@ import itertools
 import json
 from dataclasses import dataclass, field
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from booking import FUNCTIONS, SERVICES
 from reservations import Ledger
 from saga.bookings import start_booking, wait_for
-from saga.localcloud import LocalCloud
-from tests.conftest import WAIT_SCALE
 
 PAYMENT_LIMIT = 500_000  # the development stack's
 # A hung handler is stopped after 3 s (of 5), its task after 6 s (of 10): short enough to test
@@ -37,13 +34,6 @@ PAYMENT_LIMIT = 500_000  # the development stack's
 TIMEOUT_SCALE = 0.6
 RARELY = [None] * 15  # sampled_from(RARELY + values): the costly faults show up in about 1 schedule in 6
 _numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def cloud(assembly):
-    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=TIMEOUT_SCALE) as cloud:
-        cloud.deploy(assembly.directory, assembly.stack_name)
-        yield cloud
 
 
 @dataclass(frozen=True)
