@@ -2,7 +2,7 @@
 
 The input is the ASL JSON that ``describe_state_machine`` returns (the resolved
 definition Step Functions actually runs), never a hand-kept copy, so the picture
-cannot drift from what is deployed. One execution's path (``saga.history.Step``s)
+cannot drift from what is deployed. One execution's path (``executions.Step``s)
 can be laid over it: states that succeeded in green, the failed step and a Fail
 state reached in red, the compensations that ran after the failure in amber, and
 the transitions taken drawn thick.
@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from itertools import pairwise
 
-from saga.history import Step
+from executions import Step
 
 __all__ = ["GraphvizMissing", "render", "to_dot", "to_mermaid"]
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from executions import Step
 from saga.graph import GraphvizMissing, render, to_dot, to_mermaid
-from saga.history import Step
 from tests.stacks.definition import resolved_definition
 
 START, END = "<start>", "<end>"  # how these tests name the Start and End markers
