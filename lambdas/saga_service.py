@@ -1,8 +1,15 @@
 """What every saga step's Lambda does around its ledger: validate, honour chaos, reserve or cancel.
 
 Configuration comes from the function's environment: ``TABLE_NAME`` (the
-service's own table) and ``CHAOS_ENABLED`` (whether a booking's ``chaos``
-section may force failures; off in production).
+service's own table), ``CHAOS_ENABLED`` (whether a booking's ``chaos``
+section may force failures; off in production) and ``CONFIRMS_BOOKING`` (set on
+the saga's last reserve only: its success is the booking confirmed).
+
+Every invocation logs one JSON line for its outcome, with the booking id as
+correlation id, and counts it: ``ReservationsMade``; ``BookingsConfirmed`` (the
+last step's reserve); ``CompensationsRun`` and ``CompensationFailures`` by
+``step``, the cancel state's name (a failed attempt counts even when a retry
+then succeeds).
 """
 
 import os
@@ -12,8 +19,10 @@ from contextlib import contextmanager
 from functools import cache
 
 import boto3
+from aws_lambda_powertools.metrics import MetricUnit
 
 from booking import Booking, BusinessError, Chaos, ChaosFailure, InvalidBooking, TransientFailure, parse_booking
+from observability import logger, metrics, observed
 from reservations import Hold, Ledger
 
 
@@ -38,11 +47,15 @@ class SagaService:
         self._hold = hold
         self._details = details
         self._admit = admit
+        # The Lambda handlers (flight.reserve, flight.cancel, ...): logged, traced and counted.
+        self.reserve = observed(self._handle_reserve)
+        self.cancel = observed(self._handle_cancel)
 
-    def reserve(self, event: dict, context: object = None) -> dict:
+    def _handle_reserve(self, event: dict, context: object = None) -> dict:
         """Lambda handler: ``{"step": <state name>, "booking": <execution input>}``."""
         step, document = _unpack(event)
-        with _naming(step):
+        logger.append_keys(step=step, service=self.name)
+        with _reported("reserve"), _naming(step):
             booking = parse_booking(document)
             chaos = _chaos_of(booking)
             self._fail_transiently(booking, chaos, "reserve")
@@ -54,26 +67,42 @@ class SagaService:
                 result = self._reserve(booking)
             if chaos.timeout_after_write == self.name:
                 _hang_until_timed_out(context)
-            return result
+        logger.info("reserve succeeded", extra={"status": result["status"]})
+        metrics.add_metric(name="ReservationsMade", unit=MetricUnit.Count, value=1)
+        if os.environ.get("CONFIRMS_BOOKING", "false") == "true":
+            metrics.add_metric(name="BookingsConfirmed", unit=MetricUnit.Count, value=1)
+        return result
 
-    def cancel(self, event: dict, context: object = None) -> dict:
+    def _handle_cancel(self, event: dict, context: object = None) -> dict:
         """Lambda handler, same input as reserve; idempotent and a no-op where nothing was reserved."""
         step, document = _unpack(event)
-        with _naming(step):
-            try:
-                booking = parse_booking(document)
-            except InvalidBooking as invalid:
-                # reserve validates the same document, so it cannot have written anything
-                return {"service": self.name, "status": "NOTHING_TO_CANCEL", "released": False, "reason": str(invalid)}
-            chaos = _chaos_of(booking)
-            self._fail_transiently(booking, chaos, "cancel")
-            if chaos.fail_cancel == self.name:
-                raise ChaosFailure(f"forced to fail by chaos.fail_cancel={self.name}")
-            ledger = self._ledger()
+        logger.append_keys(step=step, service=self.name)
+        try:
+            with _reported("cancel"), _naming(step):
+                result = self._cancel(document)
+        except Exception:
+            _count_compensation("CompensationFailures", step)
+            raise
+        _count_compensation("CompensationsRun", step)
+        metrics.add_metadata(key="released", value=result["released"])
+        logger.info("cancel succeeded", extra={"status": result["status"], "released": result["released"]})
+        return result
+
+    def _cancel(self, document: object) -> dict:
+        try:
+            booking = parse_booking(document)
+        except InvalidBooking as invalid:
+            # reserve validates the same document, so it cannot have written anything
+            return {"service": self.name, "status": "NOTHING_TO_CANCEL", "released": False, "reason": str(invalid)}
+        chaos = _chaos_of(booking)
+        self._fail_transiently(booking, chaos, "cancel")
+        if chaos.fail_cancel == self.name:
+            raise ChaosFailure(f"forced to fail by chaos.fail_cancel={self.name}")
+        ledger = self._ledger()
+        result = ledger.cancel(booking.booking_id)
+        if f"{self.name}.cancel" in chaos.duplicate:
             result = ledger.cancel(booking.booking_id)
-            if f"{self.name}.cancel" in chaos.duplicate:
-                result = ledger.cancel(booking.booking_id)
-            return result
+        return result
 
     def _reserve(self, booking: Booking) -> dict:
         return self._ledger().reserve(
@@ -116,6 +145,27 @@ def _naming(step: str):
         if not step:
             raise
         raise type(error)(f"{step}: {error}") from None
+
+
+@contextmanager
+def _reported(action: str):
+    """Log a failed invocation: WARNING for what the saga expects (business errors, chaos, transient
+    failures the state machine retries), ERROR with the traceback for anything else."""
+    try:
+        yield
+    except (BusinessError, TransientFailure) as error:
+        logger.warning(f"{action} failed", extra={"error": type(error).__name__, "reason": str(error)})
+        raise
+    except Exception:
+        logger.exception(f"{action} failed")
+        raise
+
+
+def _count_compensation(metric: str, step: str) -> None:
+    """Count a compensation by its cancel state. Powertools puts a dimension on every metric of the
+    invocation's one flush, and a cancel counts nothing else."""
+    metrics.add_dimension(name="step", value=step.strip() or "unnamed")
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
 
 
 def _chaos_of(booking: Booking) -> Chaos:

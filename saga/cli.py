@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from botocore.exceptions import (
@@ -25,6 +26,7 @@ from botocore.exceptions import (
 )
 
 from booking import InvalidBooking, parse_booking
+from saga.api import ApiError, ApiResponse
 from saga.bookings import DuplicateBooking, UnknownBooking, outcome_of, recent_bookings, start_booking, wait_for
 from saga.catalog import SAMPLE_CATALOG, InvalidCatalog, load_catalog, seed
 from saga.chaos import FAIL_AT, run_chaos
@@ -44,6 +46,9 @@ EXAMPLE = {  # the README's booking, the default for every field `saga book` is 
 }
 
 
+API_HELP = "go through the stack's HTTP API (IAM-signed requests) rather than Step Functions"
+
+
 class Failure(Exception):
     """A user-facing error: one line, no traceback."""
 
@@ -59,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (InvalidBooking, InvalidCatalog) as error:
         return _fail(f"invalid input: {error}")
-    except (SagaNotFound, UnknownBooking, DuplicateBooking, Failure) as error:
+    except (SagaNotFound, UnknownBooking, DuplicateBooking, ApiError, Failure) as error:
         return _fail(str(error))
     except EndpointConnectionError as error:
         return _fail(f"cannot reach {error.kwargs.get('endpoint_url')}: is the endpoint up (`saga local up`)?")
@@ -136,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     book.add_argument("--fail-cancel", choices=FAIL_AT, help="chaos: force this service's cancel to fail")
     book.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 unless confirmed")
     book.add_argument("--timeout", type=_positive_float, default=300, help="seconds to wait (default: %(default)s)")
+    book.add_argument("--api", action="store_true", help=API_HELP)
     book.set_defaults(run=_book)
 
     for name, run, description in (
@@ -144,6 +150,8 @@ def _parser() -> argparse.ArgumentParser:
     ):
         command = commands.add_parser(name, parents=[target, reporting], help=description)
         command.add_argument("booking_id")
+        if name == "status":
+            command.add_argument("--api", action="store_true", help=API_HELP)
         command.set_defaults(run=run)
 
     listing = commands.add_parser("list", parents=[target, reporting], help="recent bookings and how they ended")
@@ -228,11 +236,12 @@ def _local_up(args) -> int:
             with cloud:
                 with printer.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
                     outputs = cloud.deploy(assembly, DEFAULT_STACK)
-                count = seed(find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url), catalog)
+                deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
+                count = seed(deployment, catalog)
                 stop = threading.Event()
                 for signal_number in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: background jobs ignore it
                     signal.signal(signal_number, lambda *_: stop.set())
-                _announce(args, printer, cloud.endpoint_url, outputs, count)
+                _announce(args, printer, deployment, outputs, count)
                 while not stop.wait(0.5):
                     pass
                 printer.line("Stopping the local cloud.")
@@ -241,15 +250,27 @@ def _local_up(args) -> int:
     return 0
 
 
-def _announce(args, printer: Printer, endpoint_url: str, outputs: dict, count: int) -> None:
+def _announce(args, printer: Printer, deployment, outputs: dict, count: int) -> None:
+    endpoint_url = deployment.endpoint_url
     if args.json:
-        print(json.dumps({"endpoint_url": endpoint_url, "stack": DEFAULT_STACK, "outputs": outputs}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "endpoint_url": endpoint_url,
+                    "api_url": deployment.api_url,
+                    "stack": DEFAULT_STACK,
+                    "outputs": outputs,
+                }
+            ),
+            flush=True,
+        )
     printer.line(f"Loaded {count} flights and hotels from {args.catalog}")
     printer.line()
     printer.line(printer.paint(f"The local cloud is up at {endpoint_url}", "bold"))
     printer.table(["output", "value"], sorted(outputs.items()))
+    printer.line(f"The booking API is served at {deployment.api_url} (POST bookings, GET bookings/<id>)")
     printer.line()
-    printer.line(f"  export AWS_ENDPOINT_URL={endpoint_url}   # then: saga book --wait, saga list, aws ...")
+    printer.line(f"  export AWS_ENDPOINT_URL={endpoint_url}   # then: saga book --wait [--api], saga list, aws ...")
     printer.line("Press Ctrl-C to stop.")
 
 
@@ -281,6 +302,8 @@ def _booking_from(args) -> dict:
 def _book(args) -> int:
     document = _booking_from(args)
     deployment = _deployment(args)
+    if args.api:
+        return _book_through_api(args, deployment, document)
     execution_arn = start_booking(deployment, document)
     if not args.wait:
         if args.json:
@@ -298,21 +321,59 @@ def _book(args) -> int:
     return 0 if outcome.verdict == "confirmed" else 1
 
 
-def _status(args) -> int:
-    outcome = outcome_of(_deployment(args), args.booking_id)
+def _book_through_api(args, deployment, document: dict) -> int:
+    api = deployment.api()
+    booking = _accepted(api.create(document), 202, 200)
+    if args.wait:
+        deadline = time.monotonic() + args.timeout
+        with _printer(args).progress(f"Booking {document['booking_id']} through {api.url}"):
+            while booking["status"] == "RUNNING" and time.monotonic() < deadline:
+                time.sleep(0.2)
+                booking = _accepted(api.get(document["booking_id"]), 200)
     if args.json:
-        _emit({key: value for key, value in outcome.to_json().items() if key != "path"})
-        return 0
-    printer = _printer(args)
-    printer.line(f"{outcome.booking_id}: {printer.verdict(outcome.verdict)}")
-    failed = outcome.failed_step
-    if failed is not None:
-        printer.line(f"  failed at {failed.name}: {failed.error}: {failed.message}")
-    if outcome.compensations:
-        printer.line(f"  compensated by {', '.join(step.name for step in outcome.compensations)}")
-    if outcome.verdict == "compensation failed":
-        printer.line(f"  {outcome.cause}")
+        _emit({key: value for key, value in booking.items() if key != "path"})
+    elif args.wait:
+        _print_status(_printer(args), booking)
+    else:
+        print(f"started booking {document['booking_id']} through {api.url}: saga status --api {document['booking_id']}")
+    return 0 if booking["verdict"] == "confirmed" or not args.wait else 1
+
+
+def _accepted(response: ApiResponse, *expected: int) -> dict:
+    """The booking the API answered with, or a one-line failure saying what it answered instead."""
+    if response.status in expected:
+        return response.body
+    message = response.body.get("message", response.body)
+    if response.status == 400:
+        raise InvalidBooking(message)
+    raise Failure(f"the booking API answered {response.status}: {message}")
+
+
+def _status(args) -> int:
+    deployment = _deployment(args)
+    if args.api:
+        booking = _accepted(deployment.api().get(args.booking_id), 200, 404)
+        if "booking_id" not in booking:
+            raise UnknownBooking(booking.get("message", f"no booking {args.booking_id}"))
+    else:
+        booking = outcome_of(deployment, args.booking_id).to_json()
+    if args.json:
+        _emit({key: value for key, value in booking.items() if key != "path"})
+    else:
+        _print_status(_printer(args), booking)
     return 0
+
+
+def _print_status(printer: Printer, booking: dict) -> None:
+    """How a booking stands, from its JSON form (Step Functions' and the HTTP API's are the same)."""
+    printer.line(f"{booking['booking_id']}: {printer.verdict(booking['verdict'])}")
+    failed = next((step for step in booking["path"] if step["name"] == booking["failed_step"]), None)
+    if failed is not None:
+        printer.line(f"  failed at {failed['name']}: {failed['error']}: {failed['cause']}")
+    if booking["compensations"]:
+        printer.line(f"  compensated by {', '.join(booking['compensations'])}")
+    if booking["verdict"] == "compensation failed":
+        printer.line(f"  {booking['cause']}")
 
 
 def _history(args) -> int:

@@ -1,14 +1,20 @@
 """Find a deployed saga by its stack name, locally or on AWS: never by hard-coded ARNs."""
 
 import json
+import re
 from dataclasses import dataclass
 
 import boto3
 from botocore.exceptions import ClientError
 
+from saga.api import BookingApi
+
 DEFAULT_STACK = "BookingSaga"
 LOCAL_REGION = "us-east-1"
 TABLE_OUTPUTS = {"flight": "FlightsTable", "hotel": "HotelsTable", "payment": "PaymentsTable"}  # service: output
+# Where a local cloud serves a REST API: <endpoint>/_aws/execute-api/<api id>/<stage>/
+LOCAL_API_PREFIX = "/_aws/execute-api/"
+_AWS_API_URL = re.compile(r"https://(?P<api>\w+)\.execute-api\.[\w-]+\.amazonaws\.com(?:\.cn)?/(?P<stage>[^/]+)/")
 
 
 class SagaNotFound(Exception):
@@ -24,6 +30,7 @@ class Deployment:
     state_machine_arn: str
     tables: dict[str, str]  # service name -> table name
     dead_letter_queue_url: str
+    api_url: str  # the booking HTTP API, as this deployment's callers reach it
 
     def client(self, service: str):
         return self.session.client(service, endpoint_url=self.endpoint_url)
@@ -32,6 +39,10 @@ class Deployment:
         """The state machine's definition as deployed (resolved ARNs), the one source for what runs."""
         described = self.client("stepfunctions").describe_state_machine(stateMachineArn=self.state_machine_arn)
         return json.loads(described["definition"])
+
+    def api(self) -> BookingApi:
+        """The booking HTTP API, signing requests with this deployment's credentials."""
+        return BookingApi(self.api_url, self.session)
 
     def table(self, service: str):
         return self.session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(self.tables[service])
@@ -62,7 +73,7 @@ def find_deployment(
             raise SagaNotFound(f"stack {stack_name} is not deployed at {where}") from None
         raise
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-    missing = sorted({"StateMachineArn", "DeadLetterQueueUrl", *TABLE_OUTPUTS.values()} - outputs.keys())
+    missing = sorted({"StateMachineArn", "DeadLetterQueueUrl", "ApiUrl", *TABLE_OUTPUTS.values()} - outputs.keys())
     if missing:
         raise SagaNotFound(f"stack {stack_name} is not a booking saga: it has no output {', '.join(missing)}")
     return Deployment(
@@ -71,4 +82,13 @@ def find_deployment(
         state_machine_arn=outputs["StateMachineArn"],
         tables={service: outputs[output] for service, output in TABLE_OUTPUTS.items()},
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
+        api_url=local_api_url(endpoint_url, outputs["ApiUrl"]) if endpoint_url else outputs["ApiUrl"],
     )
+
+
+def local_api_url(endpoint_url: str, api_url: str) -> str:
+    """Where a local cloud at ``endpoint_url`` serves the REST API whose AWS URL is ``api_url``."""
+    match = _AWS_API_URL.match(api_url)
+    if match is None:
+        raise SagaNotFound(f"the stack's ApiUrl {api_url!r} is not an API Gateway URL")
+    return f"{endpoint_url.rstrip('/')}{LOCAL_API_PREFIX}{match['api']}/{match['stage']}/"

@@ -27,7 +27,13 @@ def synthesize(outdir: Path, context: dict | None = None) -> Path:
         sys.path.insert(0, str(ROOT))  # the `saga` command may run from anywhere
     from app import build_app  # loads aws-cdk-lib (a second or two), so only when needed
 
-    merged = {**json.loads(CDK_JSON.read_text()).get("context", {}), **(context or {})}
+    # The CLI records each resource's construct path, and API Gateway's deployment id hashes the API's resources
+    # with their metadata: without it the deployment would get another logical id than `cdk deploy` gives it.
+    merged = {
+        "aws:cdk:enable-path-metadata": True,
+        **json.loads(CDK_JSON.read_text()).get("context", {}),
+        **(context or {}),
+    }
     try:
         build_app(context=merged, outdir=str(outdir)).synth()
     except ValueError as error:

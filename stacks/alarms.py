@@ -4,7 +4,7 @@ Every alarm publishes to one SNS topic; the ``AlarmEmail`` stack parameter
 subscribes an address to it (``cdk deploy --parameters AlarmEmail=ops@example.com``).
 """
 
-from aws_cdk import CfnCondition, CfnParameter, Duration, Fn
+from aws_cdk import CfnCondition, CfnParameter, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_kms as kms
@@ -73,4 +73,21 @@ class SagaAlarms(Construct):
                 left=[state_machine.metric_time(period=PERIOD, statistic="p95", label="p95")],
             ),
             cloudwatch.GraphWidget(title="Parked compensations", left=[parked]),
+            cloudwatch.GraphWidget(
+                title="Compensations by step",
+                left=[
+                    _by_step(scope, "CompensationsRun", "{step}"),
+                    _by_step(scope, "CompensationFailures", "{step} failed"),
+                ],
+            ),
         )
+
+
+def _by_step(scope: Construct, metric: str, label: str) -> cloudwatch.MathExpression:
+    """The handlers' own metric (Powertools, in the stack's namespace), one line per cancel step."""
+    namespace = Stack.of(scope).stack_name
+    return cloudwatch.MathExpression(
+        expression=f"SEARCH('{{{namespace},service,step}} MetricName=\"{metric}\"', 'Sum', {PERIOD.to_seconds()})",
+        label=label.replace("{step}", "${PROP('Dim.step')}"),
+        period=PERIOD,
+    )

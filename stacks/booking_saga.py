@@ -1,6 +1,7 @@
 """The trip-booking saga: three services, each with its own table and reserve/cancel Lambdas,
 orchestrated by a Step Functions state machine that compensates in reverse order."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,11 +11,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.alarms import SagaAlarms
+from stacks.booking_api import BookingApi
 from stacks.saga_chain import COMPENSATION_FAILURE_PATH, FAILURE_PATH, Saga, SagaStep
 
 LAMBDA_CODE = Path(__file__).resolve().parent.parent / "lambdas"
@@ -24,6 +27,11 @@ LAMBDA_TIMEOUT = Duration.seconds(5)
 TASK_TIMEOUT = Duration.seconds(10)
 # 256 MB buys twice the CPU of 128 MB, which halves boto3's import on a cold start.
 LAMBDA_MEMORY_MB = 256
+# Powertools for AWS Lambda comes from the layer AWS publishes, found through its public SSM parameter
+# /aws/service/powertools/python/{architecture}/{runtime}/{version}: the functions' architecture and
+# runtime, and the version requirements-dev.txt pins for local runs and tests (a test checks both).
+POWERTOOLS_VERSION = "3.37.0"
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.13/{POWERTOOLS_VERSION}"
 # Worst case: every compensation exhausting its retries (about 5 minutes each) after the reserves.
 EXECUTION_TIMEOUT = Duration.minutes(30)
 
@@ -55,6 +63,7 @@ class SagaSettings:
     stage: str = "dev"
     chaos_enabled: bool = True
     payment_limit: int = 500_000
+    log_level: str = "ERROR"  # what the state machine logs: ALL, ERROR, FATAL or OFF
 
     @property
     def stack_name(self) -> str:
@@ -72,6 +81,7 @@ class SagaSettings:
             stage=stage,
             chaos_enabled=("prod" not in stage.lower()) if chaos is None else _flag(chaos, "chaos"),
             payment_limit=_positive_int(node.try_get_context("payment_limit") or cls.payment_limit, "payment_limit"),
+            log_level=_log_level(node.try_get_context("log_level") or cls.log_level),
         )
         if settings.is_production and settings.chaos_enabled:
             raise ValueError(f"chaos cannot be enabled on the production stage {stage!r}")
@@ -86,6 +96,12 @@ def _flag(value: object, name: str) -> bool:
     raise ValueError(f"context {name} must be true or false, not {value!r}")
 
 
+def _log_level(value: object) -> str:
+    if str(value).upper() in sfn.LogLevel.__members__:
+        return str(value).upper()
+    raise ValueError(f"context log_level must be one of {', '.join(sfn.LogLevel.__members__)}, not {value!r}")
+
+
 def _positive_int(value: object, name: str) -> int:
     if str(value).isdigit() and int(str(value)) > 0:
         return int(str(value))
@@ -97,6 +113,9 @@ class BookingSagaStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         removal = RemovalPolicy.RETAIN if settings.is_production else RemovalPolicy.DESTROY
         code = lambda_.Code.from_asset(str(LAMBDA_CODE), exclude=["__pycache__", "*.pyc"])
+        self.powertools = lambda_.LayerVersion.from_layer_version_arn(
+            self, "Powertools", ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_LAYER_PARAMETER)
+        )
 
         steps, functions = [], []
         self.tables: dict[str, dynamodb.Table] = {}
@@ -117,8 +136,19 @@ class BookingSagaStack(Stack):
             environment = {"TABLE_NAME": table.table_name, "CHAOS_ENABLED": str(settings.chaos_enabled).lower()}
             if service.name == "payment":
                 environment["PAYMENT_LIMIT"] = str(settings.payment_limit)
-            reserve = self._function(service.reserve_state, code, f"{service.name}.reserve", environment, removal)
-            cancel = self._function(service.cancel_state, code, f"{service.name}.cancel", environment, removal)
+            # The saga's last reserve succeeding confirms the booking: that function counts BookingsConfirmed.
+            confirms = {"CONFIRMS_BOOKING": "true"} if service == SERVICES[-1] else {}
+            reserve = self._function(
+                service.reserve_state,
+                code,
+                f"{service.name}.reserve",
+                environment | confirms,
+                removal,
+                service=service.name,
+            )
+            cancel = self._function(
+                service.cancel_state, code, f"{service.name}.cancel", environment, removal, service=service.name
+            )
             table.grant(reserve, *service.reserve_actions)
             table.grant(cancel, *_CANCEL_ACTIONS)
             functions += [reserve, cancel]
@@ -189,7 +219,7 @@ class BookingSagaStack(Stack):
                 destination=logs.LogGroup(
                     self, "StateMachineLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal
                 ),
-                level=sfn.LogLevel.ERROR,
+                level=sfn.LogLevel[settings.log_level],
             ),
         )
         Validations.of(self.state_machine).acknowledge(
@@ -214,13 +244,30 @@ class BookingSagaStack(Stack):
             self, "Alarms", state_machine=self.state_machine, dead_letter_queue=self.dead_letter_queue
         )
 
+        api_environment = {"STATE_MACHINE_ARN": self.state_machine.state_machine_arn}
+        api_handler = self._function("BookingsApi", code, "bookings_api.handle", api_environment, removal)
+        self.state_machine.grant_start_execution(api_handler)
+        self.state_machine.grant_execution(api_handler, "states:DescribeExecution", "states:GetExecutionHistory")
+        Validations.of(api_handler.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{_execution_arns(self.state_machine)}]",
+                reason="Executions are named by booking id at run time; the API reads only this machine's.",
+            )
+        )
+        self.api = BookingApi(self, "BookingApi", handler=api_handler, removal=removal)
+
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         for service in SERVICES:
             CfnOutput(self, f"{service.table_id}Table", value=self.tables[service.name].table_name)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.dead_letter_queue.queue_url)
+        CfnOutput(self, "ApiUrl", value=self.api.api.url, description="The booking HTTP API (IAM-signed requests)")
 
-    def _function(self, name: str, code, handler: str, environment: dict, removal: RemovalPolicy):
-        """A Lambda with its own log group and a role that may write only there (no managed policies)."""
+    def _function(
+        self, name: str, code, handler: str, environment: dict, removal: RemovalPolicy, *, service: str | None = None
+    ):
+        """A Lambda with its own log group and a role that may write only there (no managed policies),
+        traced by X-Ray, with Powertools from the stack's layer. ``service`` names it in its logs and
+        metrics (by default the handler's module: ``flight`` for ``flight.reserve``)."""
         log_group = logs.LogGroup(self, f"{name}Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
         role = iam.Role(self, f"{name}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         log_group.grant_write(role)
@@ -235,13 +282,26 @@ class BookingSagaStack(Stack):
             log_group=log_group,
             timeout=LAMBDA_TIMEOUT,
             memory_size=LAMBDA_MEMORY_MB,
-            environment=environment,
+            environment={
+                **environment,
+                "POWERTOOLS_SERVICE_NAME": service or handler.split(".")[0],
+                "POWERTOOLS_METRICS_NAMESPACE": Stack.of(self).stack_name,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            layers=[self.powertools],
+            tracing=lambda_.Tracing.ACTIVE,
         )
         Validations.of(function).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-L1",
                 reason="Python 3.13 is the runtime the handlers are built and tested for; moving to a newer one "
                 "is a deliberate, tested upgrade rather than a moving default.",
+            )
+        )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
             )
         )
         return function
@@ -264,3 +324,10 @@ def _invoke(scope: Construct, state: str, fn: lambda_.IFunction, result_path: st
         result_path=result_path,
         task_timeout=sfn.Timeout.duration(TASK_TIMEOUT),
     )
+
+
+def _execution_arns(state_machine: sfn.StateMachine) -> str:
+    """How cdk-nag names the ARN pattern of a state machine's executions (its name cut from its ARN)."""
+    arn = Stack.of(state_machine).resolve(state_machine.state_machine_arn)
+    name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", arn]}]}, separators=(",", ":"))
+    return f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}:*"

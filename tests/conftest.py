@@ -57,7 +57,14 @@ def assembly(tmp_path_factory) -> Assembly:
 
 
 @pytest.fixture(scope="module")
-def cloud(assembly, request):
+def lambda_logs(request, tmp_path_factory) -> Path | None:
+    """Where the module's local cloud keeps each function's prints and logs (``<function name>.log``):
+    a fresh directory for a module that sets ``KEEP_LAMBDA_LOGS = True``, and nowhere for the others."""
+    return tmp_path_factory.mktemp("lambda-logs") if getattr(request.module, "KEEP_LAMBDA_LOGS", False) else None
+
+
+@pytest.fixture(scope="module")
+def cloud(assembly, request, lambda_logs):
     """The stack deployed into a fresh local cloud, once per test module (deploying takes about 2 s).
 
     Retry waits run at 1/100 of real time, so a compensation exhausting its retries
@@ -65,7 +72,7 @@ def cloud(assembly, request):
     unless the module sets its own ``TIMEOUT_SCALE``.
     """
     timeout_scale = getattr(request.module, "TIMEOUT_SCALE", 1.0)
-    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=timeout_scale) as cloud:
+    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=timeout_scale, log_dir=lambda_logs) as cloud:
         cloud.deploy(assembly.directory, assembly.stack_name)
         yield cloud
 

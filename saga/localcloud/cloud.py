@@ -7,10 +7,12 @@ handler code (see ``lambda_runtime``) and the state machines are executed by
 moto's ASL interpreter, so the very artefacts ``cdk deploy`` ships are what runs.
 """
 
+import functools
 import io
 import json
 import logging
 import os
+import re
 import socket
 import tempfile
 import time
@@ -25,12 +27,22 @@ from botocore.exceptions import ClientError
 from moto.core.config import default_user_config
 
 from saga.localcloud import moto_patches
+from saga.localcloud.api_gateway import ApiGatewayMiddleware
 from saga.localcloud.lambda_runtime import LambdaRuntime
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's default bootstrap qualifier
 DEPLOY_TIMEOUT_SECONDS = 120
+# The public SSM parameter AWS keeps each Powertools for AWS Lambda (Python) layer's ARN in.
+_POWERTOOLS_PARAMETER = re.compile(
+    r"/aws/service/powertools/python/(?P<arch>x86_64|arm64)/python(?P<python>\d+\.\d+)/(?P<version>[\w.-]+)"
+)
+_POWERTOOLS_STAND_IN_NOTE = (
+    "A local stand-in for the Powertools for AWS Lambda layer that AWS publishes.\n"
+    "The local cloud's Lambda workers import Powertools from the project's virtual environment instead,\n"
+    "where requirements-dev.txt pins the version the stack's layer parameter names.\n"
+)
 # Per-request lines, the interpreter's huge failure reprs, and CloudFormation's warnings about
 # resources it only records (the dead-letter queue's TLS-only policy: AWS enforces it, moto does not).
 _QUIET_LOGGERS = {"werkzeug": logging.ERROR, "moto": logging.ERROR, "moto.stepfunctions.parser": logging.CRITICAL}
@@ -116,18 +128,33 @@ class LocalCloud:
             aws_secret_access_key="local",
         )
 
+    def _call_lambda(self, function_arn: str, event: dict) -> tuple[str | None, bytes]:
+        """How the local API Gateway invokes an integration: the Lambda API, like any other caller."""
+        response = self._lambda.invoke(FunctionName=function_arn, Payload=json.dumps(event))
+        return response.get("FunctionError"), response["Payload"].read()
+
+    @functools.cached_property
+    def _lambda(self):
+        return self.client("lambda")
+
     def deploy(self, assembly_dir: Path, stack_name: str) -> dict[str, str]:
-        """Deploy one stack of a synthesized cloud assembly (a cdk.out directory); return its outputs."""
+        """Deploy one stack of a synthesized cloud assembly (a cdk.out directory); return its outputs.
+
+        Before the stack, what `cdk bootstrap` leaves in an account, and the public layers AWS publishes
+        that the template names (see ``_publish_aws_layers``).
+        """
         assembly_dir = Path(assembly_dir)
         template_file, assets_file = _stack_files(assembly_dir, stack_name)
+        template = (assembly_dir / template_file).read_text()
         self._bootstrap()
+        self._publish_aws_layers(json.loads(template))
         if assets_file:
             self._upload_assets(assembly_dir, assets_file)
         cloudformation = self.client("cloudformation")
         try:
             cloudformation.create_stack(
                 StackName=stack_name,
-                TemplateBody=(assembly_dir / template_file).read_text(),
+                TemplateBody=template,
                 Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
             )
         except ClientError as error:
@@ -142,7 +169,12 @@ class LocalCloud:
         )
         if self._port and not _port_is_free(self._port):
             raise taken  # checked first: werkzeug reports a taken port by printing to stderr
-        server = moto_patches.MotoServer(ip_address="127.0.0.1", port=self._port, verbose=False)
+        server = moto_patches.MotoServer(
+            ip_address="127.0.0.1",
+            port=self._port,
+            verbose=False,
+            middleware=lambda app: ApiGatewayMiddleware(app, ACCOUNT, REGION, self._call_lambda),
+        )
         server.start()
         if server.bind_failed:
             raise taken
@@ -194,6 +226,32 @@ class LocalCloud:
             Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value="30", Type="String", Overwrite=True
         )
         self.client("s3").create_bucket(Bucket=_bootstrap_bucket())
+
+    def _publish_aws_layers(self, template: dict) -> None:
+        """What AWS publishes for Powertools for AWS Lambda: a layer version, and its ARN in a public SSM parameter.
+
+        The template finds the layer through an SSM-typed parameter whose default is that public path
+        (``/aws/service/powertools/python/<arch>/python<x.y>/<version>``); without that parameter in its
+        SSM, moto's CloudFormation cannot create the stack (CreateStack fails with a server error). Each
+        such path gets the ARN of a stand-in layer of the name AWS uses, holding only a note: the local
+        workers import Powertools from this project's environment, where requirements-dev.txt pins the
+        same version. (moto 5.2.5's CloudFormation does not attach Layers to functions at all, so
+        nothing else reads the ARN.)
+        """
+        lambda_client = self.client("lambda")
+        for parameter in template.get("Parameters", {}).values():
+            path = str(parameter.get("Default", ""))
+            found = _POWERTOOLS_PARAMETER.fullmatch(path)
+            if parameter.get("Type") != "AWS::SSM::Parameter::Value<String>" or not found:
+                continue
+            layer = lambda_client.publish_layer_version(
+                LayerName=f"AWSLambdaPowertoolsPythonV3-python{found['python'].replace('.', '')}-{found['arch']}",
+                Description=f"Local stand-in for Powertools for AWS Lambda (Python) {found['version']}",
+                Content={"ZipFile": _zip_text("README.txt", _POWERTOOLS_STAND_IN_NOTE)},
+                CompatibleRuntimes=[f"python{found['python']}"],
+                CompatibleArchitectures=[found["arch"]],
+            )
+            moto_patches.put_public_parameter(ACCOUNT, REGION, path, layer["LayerVersionArn"])
 
     def _upload_assets(self, assembly_dir: Path, assets_file: str) -> None:
         """Upload each file asset as `cdk deploy` does: a directory zipped, under the key the template names."""
@@ -261,6 +319,13 @@ def _substitute(text: str) -> str:
     for placeholder, value in placeholders.items():
         text = text.replace(placeholder, value)
     return text
+
+
+def _zip_text(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, text)
+    return buffer.getvalue()
 
 
 def _zip(directory: Path) -> bytes:

@@ -243,6 +243,8 @@ class LambdaRuntime:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
+            # Active tracing needs the X-Ray daemon Lambda runs beside a function; the local cloud has none.
+            "POWERTOOLS_TRACE_DISABLED": "true",
         }
         if self._log_dir is None:
             return _Worker(spec, code_dir, environment, subprocess.DEVNULL)

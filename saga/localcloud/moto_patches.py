@@ -3,8 +3,10 @@
 moto 5.2.5 can deploy a CDK template and interpret Amazon States Language, but it
 has no way to run Lambda code without Docker, it leaves CloudFormation's state
 machines in a backend that does not execute, its interpreter really sleeps
-through retry waits and task timeouts, and its DynamoDB is neither safe nor fast
-under concurrent requests. Each patch below names the moto internal it replaces
+through retry waits and task timeouts, its DynamoDB is neither safe nor fast
+under concurrent requests, its CloudFormation skips API Gateway stages, and its
+SSM refuses the public parameters AWS publishes (``put_public_parameter``
+writes one). Each patch below names the moto internal it replaces
 and why. They all rely on moto's private layout, so moto is pinned exactly;
 ``applied()`` installs them for the life of one local cloud and puts everything
 back afterwards.
@@ -21,11 +23,17 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from moto.apigateway.models import apigateway_backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.cloudformation.parsing import get_model_map
+from moto.core.common_models import CloudFormationModel
+from moto.core.utils import utcnow
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
+from moto.ssm.models import Parameter, ssm_backends
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
@@ -34,6 +42,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+from werkzeug.serving import make_server
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
 Invoker = Callable[[Any, Any, Any, dict], bytes]
@@ -44,7 +53,8 @@ _active = threading.Lock()
 
 
 class MotoServer(ThreadedMotoServer):
-    """moto's threaded server, except that a failed bind is reported instead of hanging ``start()``.
+    """moto's threaded server, except that a failed bind is reported instead of hanging ``start()``,
+    and that ``middleware`` (a WSGI app factory taking moto's app) may answer some requests itself.
 
     ``ThreadedMotoServer.start`` waits for a "ready" event that ``_server_entry``
     only sets after binding; werkzeug answers a taken port with ``sys.exit(1)``
@@ -53,12 +63,20 @@ class MotoServer(ThreadedMotoServer):
 
     bind_failed = False
 
+    def __init__(self, *args, middleware: Callable[[Any], Any] = lambda app: app, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._middleware = middleware
+
     def _server_entry(self) -> None:
+        app = self._middleware(DomainDispatcherApplication(create_backend_app))
         try:
-            super()._server_entry()
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         except (OSError, SystemExit):
             self.bind_failed = True
             self._server_ready_event.set()
+            return
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 @contextmanager
@@ -83,6 +101,7 @@ def applied(
         with ExitStack() as undo:
             _run_lambdas_with(invoker, undo)
             _execute_cloudformation_state_machines(undo)
+            _deploy_api_gateway_stages(undo)
             _scale_time(wait_scale, timeout_scale, undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
@@ -124,6 +143,40 @@ def _execute_cloudformation_state_machines(undo: ExitStack) -> None:
     Pointing the module global at the parser backends makes the deployed machine the one the
     API starts and interprets (and validates its definition at create time)."""
     _replace(undo, sfn_models, "stepfunctions_backends", stepfunctions_parser_backends)
+
+
+class _ApiStage(CloudFormationModel):
+    """``AWS::ApiGateway::Stage``, which moto's CloudFormation skips: a REST API's URL then names
+    stage "None" and the API has no stage to serve. Created in moto's API Gateway backend instead."""
+
+    def __init__(self, stage_name: str):
+        self.stage_name = stage_name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.stage_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGateway::Stage"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json["Properties"]
+        apigateway_backends[account_id][region_name].create_stage(
+            properties["RestApiId"],
+            properties["StageName"],
+            properties["DeploymentId"],
+            tracing_enabled=properties.get("TracingEnabled"),
+        )
+        return cls(properties["StageName"])
+
+
+def _deploy_api_gateway_stages(undo: ExitStack) -> None:
+    """moto's CloudFormation finds resource types in ``get_model_map()`` (a cached dict): add the stage."""
+    models = get_model_map()
+    models[_ApiStage.cloudformation_type()] = _ApiStage
+    undo.callback(models.pop, _ApiStage.cloudformation_type())
 
 
 def _scale_time(wait_scale: float, timeout_scale: float, undo: ExitStack) -> None:
@@ -274,3 +327,24 @@ def _serialize_dynamodb(undo: ExitStack) -> None:
             return original(self)
 
     _replace(undo, DynamoHandler, "call_action", call_action)
+
+
+def put_public_parameter(account: str, region: str, name: str, value: str) -> None:
+    """Put a parameter under /aws/service/, where AWS keeps its public parameters. The SSM API refuses
+    those names to everyone else, moto's too, so it goes into moto's SSM backend directly, the way moto
+    loads the public parameters it ships (latest AMIs, regions)."""
+    versions = ssm_backends[account][region]._parameters[name]
+    versions.append(
+        Parameter(
+            account_id=account,
+            name=name,
+            value=value,
+            parameter_type="String",
+            description=None,
+            allowed_pattern=None,
+            keyid=None,
+            last_modified_date=utcnow(),
+            version=len(versions) + 1,
+            data_type="text",
+        )
+    )

@@ -1,16 +1,57 @@
 """Handler tests run the real handlers against moto's DynamoDB, in this process."""
 
+import sys
 from collections.abc import Callable
 
 import boto3
 import pytest
 from moto import mock_aws
 
+import observability
 import saga_service
 from reservations import Ledger
 
 TABLES = {"flight": "flights", "hotel": "hotels", "payment": "payments"}
 PAYMENT_LIMIT = 100_000
+NAMESPACE = "BookingSagaTest"
+
+
+class LambdaContext:
+    """The parts of Lambda's context object that Powertools and the handlers read."""
+
+    function_name = "test-function"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    memory_limit_in_mb = 256
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 100
+
+
+class _CurrentStdout:
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+@pytest.fixture
+def powertools(monkeypatch):
+    """What the stack's environment tells Powertools, given to the objects the handler modules made at import
+    (Lambda sets the environment before the import; these tests import once for three services)."""
+    for name, value in {
+        "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
+        "POWERTOOLS_SERVICE_NAME": "saga",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(observability.metrics, "namespace", NAMESPACE)
+    # The logger holds the stdout it found at import; make it write where print() (the metrics) writes now,
+    # so capsys sees both.
+    monkeypatch.setattr(observability.logger.registered_handler, "stream", _CurrentStdout())
 
 
 @pytest.fixture
@@ -48,8 +89,8 @@ def stock(dynamodb) -> Callable[[str, str, int], None]:
 
 
 @pytest.fixture
-def invoke(monkeypatch, dynamodb) -> Callable[..., dict]:
-    """Call a handler as its Lambda would be called: its own TABLE_NAME, the state machine's payload."""
+def invoke(monkeypatch, dynamodb, powertools) -> Callable[..., dict]:
+    """Call a handler as its Lambda would be called: its own TABLE_NAME and service, the state machine's payload."""
     import flight
     import hotel
     import payment
@@ -58,6 +99,7 @@ def invoke(monkeypatch, dynamodb) -> Callable[..., dict]:
 
     def call(service: str, action: str, booking: object, step: str = "") -> dict:
         monkeypatch.setenv("TABLE_NAME", TABLES[service])
-        return getattr(modules[service], action)({"step": step, "booking": booking}, None)
+        monkeypatch.setattr(observability.metrics, "service", service)
+        return getattr(modules[service], action)({"step": step, "booking": booking}, LambdaContext())
 
     return call

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from saga.bookings import outcome_of
 from saga.chaos import compensation_chain
 from saga.cli import main
 from saga.synth import synthesize
@@ -69,6 +70,29 @@ def test_book_uses_the_flags_for_the_booking(saga, deployment):
     assert available(deployment, "flight", "JL5") == seats - 4
     charge = deployment.table("payment").get_item(Key={"pk": "booking#cli-flags-1"})["Item"]
     assert (str(charge["amount"]), charge["currency"]) == ("1234.5", "EUR")
+
+
+def test_book_and_status_through_the_http_api(saga, deployment):
+    code, out, err = saga("book", "--api", "--booking-id", "cli-api-1", "--fail-at", "hotel", "--wait")
+
+    assert code == 1, err
+    assert out.splitlines()[1:] == [
+        "cli-api-1: COMPENSATED",
+        "  failed at ReserveHotel: ChaosFailure: forced to fail by chaos.fail_at=hotel",
+        "  compensated by CancelHotel, CancelFlight",
+    ]
+    code, status = run_json(saga, "status", "--api", "cli-api-1")
+    assert (code, status["verdict"], status["failed_step"]) == (0, "compensated", "ReserveHotel")
+    assert status == {
+        key: value for key, value in outcome_of(deployment, "cli-api-1").to_json().items() if key != "path"
+    }
+    code, again = run_json(saga, "book", "--api", "--booking-id", "cli-api-1", "--fail-at", "hotel")
+    assert (code, again["execution_arn"]) == (0, status["execution_arn"])  # the repeat starts nothing
+    code, _, err = saga("book", "--api", "--booking-id", "cli-api-1")
+    assert (code, err) == (
+        2,
+        "saga: error: the booking API answered 409: booking cli-api-1 already exists with different details\n",
+    )
 
 
 def test_book_without_wait_starts_the_saga_and_status_follows_it(saga):
@@ -274,6 +298,7 @@ def test_graph_is_drawn_from_the_deployed_definition_with_a_path(saga):
     [
         (["status", "no-such-booking"], "saga: error: no booking no-such-booking in this stack\n"),
         (["history", "no-such-booking"], "saga: error: no booking no-such-booking in this stack\n"),
+        (["status", "--api", "no-such-booking"], "saga: error: no booking no-such-booking in this stack\n"),
         (["list", "--stack", "Nope"], "saga: error: stack Nope is not deployed at {endpoint}\n"),
         (["seed", "/no/such/catalog.json"], None),
     ],
@@ -296,7 +321,9 @@ def test_a_stack_that_is_not_a_saga_is_named(saga, cloud):
     code, _, err = saga("list", "--stack", "Unrelated")
 
     assert code == 2
-    assert err.startswith("saga: error: stack Unrelated is not a booking saga: it has no output DeadLetterQueueUrl")
+    assert err.startswith(
+        "saga: error: stack Unrelated is not a booking saga: it has no output ApiUrl, DeadLetterQueueUrl"
+    )
 
 
 def test_an_unreachable_endpoint_is_named(capsys):

@@ -8,12 +8,16 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
 
+from saga.api import BookingApi
 from saga.cli import main
+from tests.factories import booking
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 120
@@ -84,7 +88,21 @@ def test_it_listens_on_localhost_only_and_reports_the_stack_outputs(server):
         "HotelsTable",
         "PaymentsTable",
         "DeadLetterQueueUrl",
+        "ApiUrl",
     }
+    assert server.info["api_url"].startswith(server.info["endpoint_url"] + "/_aws/execute-api/")
+
+
+def test_it_serves_the_booking_http_api_to_signed_requests(server):
+    api = BookingApi(server.info["api_url"], boto3.Session("x", "x", region_name="us-east-1"))
+
+    created = api.create(booking("up-api-1"))
+    assert (created.status, created.body["booking_id"]) == (202, "up-api-1")
+    assert api.get("up-api-1").status == 200
+    assert api.get("up-api-nope").status == 404
+    assert api.create({"booking_id": "up-api-2"}).status == 400
+    with pytest.raises(urllib.error.HTTPError, match="403"):
+        urllib.request.urlopen(server.info["api_url"] + "bookings/up-api-1", timeout=30)
 
 
 def test_boto3_with_endpoint_url_sees_the_deployed_stack_and_the_sample_catalog(server):

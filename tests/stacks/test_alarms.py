@@ -88,3 +88,11 @@ def test_the_dashboard_shows_bookings_duration_and_parked_compensations(template
     for needle in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionTime", "p95",
                    "ApproximateNumberOfMessagesVisible"):  # fmt: skip
         assert needle in body, needle
+
+
+def test_the_dashboard_shows_the_handlers_compensation_metrics_by_step(template):
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in ("CompensationsRun", "CompensationFailures"):
+        # the namespace the stack gives Powertools (POWERTOOLS_METRICS_NAMESPACE), and its dimensions
+        assert f"SEARCH('{{BookingSaga,service,step}} MetricName=\\\\\\\"{metric}\\\\\\\"', 'Sum', 60)" in body, metric

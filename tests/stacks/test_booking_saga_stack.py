@@ -1,6 +1,8 @@
 """The synthesized BookingSaga template: resources, least-privilege IAM, and the saga's state graph."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Match, Template
@@ -8,6 +10,8 @@ from aws_cdk.assertions import Match, Template
 import booking
 from app import build_app
 from saga.synth import synthesize
+from stacks import booking_saga
+from stacks.booking_saga import POWERTOOLS_VERSION
 from tests.stacks.definition import function_logical_id, paths, placeholder_ref, resolved_definition
 
 RESERVES = ("ReserveFlight", "ReserveHotel", "ProcessPayment")
@@ -33,6 +37,7 @@ STATE_HANDLER = {
     "ProcessPayment": "payment.reserve",
     "RefundPayment": "payment.cancel",
 }
+API_HANDLER = "bookings_api.handle"  # the HTTP API's function (tests/stacks/test_booking_api.py)
 TABLE_OUTPUT = {"flight": "FlightsTable", "hotel": "HotelsTable", "payment": "PaymentsTable"}
 _CANCEL = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
 DYNAMODB_ACTIONS = {
@@ -44,6 +49,9 @@ DYNAMODB_ACTIONS = {
     "payment.cancel": _CANCEL,
 }
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# What active tracing lets a function do: send its traces, on "*" since X-Ray has no resource-level permissions.
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+REQUIREMENTS_DEV = Path(__file__).resolve().parents[2] / "requirements-dev.txt"
 # Step Functions log delivery and X-Ray have no resource-level permissions: the only "*" resources allowed.
 RESOURCELESS_ACTIONS = {
     "logs:CreateLogDelivery",
@@ -170,13 +178,13 @@ def test_three_on_demand_tables_with_pitr_encryption_and_a_string_pk(assertions,
     assert set(_table_ids(template).values()) == set(_resources(template, "AWS::DynamoDB::Table"))
 
 
-def test_six_arm64_python313_functions_with_explicit_timeout_and_memory(assertions, template):
-    assertions.resource_count_is("AWS::Lambda::Function", 6)
+def test_seven_arm64_python313_functions_with_explicit_timeout_and_memory(assertions, template):
+    assertions.resource_count_is("AWS::Lambda::Function", 7)
     assertions.all_resources_properties(
         "AWS::Lambda::Function",
         {"Runtime": "python3.13", "Architectures": ["arm64"], "Timeout": Match.any_value()},
     )
-    assert set(_functions(template)) == set(STATE_HANDLER.values())
+    assert set(_functions(template)) == {*STATE_HANDLER.values(), API_HANDLER}
     for handler, (_, properties) in _functions(template).items():
         assert isinstance(properties.get("MemorySize"), int) and properties["MemorySize"] >= 128, handler
 
@@ -199,7 +207,7 @@ def test_each_task_invokes_its_own_handler(template, states):
 def test_each_function_has_its_own_role_without_managed_or_inline_policies(template):
     roles = _resources(template, "AWS::IAM::Role")
     function_roles = [props["Role"]["Fn::GetAtt"][0] for _, props in _functions(template).values()]
-    assert len(set(function_roles)) == 6, "functions share a role"
+    assert len(set(function_roles)) == 7, "functions share a role"
     for role_id in function_roles:
         properties = roles[role_id]["Properties"]
         assert not properties.get("ManagedPolicyArns"), role_id
@@ -216,7 +224,7 @@ def test_each_function_logs_to_its_own_group(template):
         assert group in log_groups, handler
         assert log_groups[group]["Properties"].get("RetentionInDays"), f"{handler} logs are kept forever"
         seen.append(group)
-    assert len(set(seen)) == 6
+    assert len(set(seen)) == 7
 
 
 def test_dead_letter_queue_is_encrypted_and_refuses_plain_http(assertions, template):
@@ -254,7 +262,7 @@ def test_state_machine_is_standard_traced_logged_and_time_limited(assertions, te
         {
             "StateMachineType": "STANDARD",
             "TracingConfiguration": {"Enabled": True},
-            "LoggingConfiguration": {"Level": Match.any_value(), "Destinations": Match.any_value()},
+            "LoggingConfiguration": {"Level": "ERROR", "Destinations": Match.any_value()},
         },
     )
     timeout = resolved_definition(template).get("TimeoutSeconds")
@@ -306,12 +314,16 @@ def test_outputs_name_the_machine_the_tables_and_the_queue(template):
 # ---------------------------------------------------------------- least privilege
 
 
-def test_only_the_six_functions_and_the_state_machine_have_roles(template):
+def test_only_the_functions_the_state_machine_and_api_gateway_logging_have_roles(template):
     (machine,) = _resources(template, "AWS::StepFunctions::StateMachine").values()
+    (account,) = _resources(template, "AWS::ApiGateway::Account").values()
+    logging_role = account["Properties"]["CloudWatchRoleArn"]["Fn::GetAtt"][0]
     expected = {props["Role"]["Fn::GetAtt"][0] for _, props in _functions(template).values()}
     expected.add(machine["Properties"]["RoleArn"]["Fn::GetAtt"][0])
-    assert set(_resources(template, "AWS::IAM::Role")) == expected
+    assert set(_resources(template, "AWS::IAM::Role")) == {*expected, logging_role}
     assert set(_statements_by_role(template)) <= expected
+    (trust,) = template["Resources"][logging_role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "apigateway.amazonaws.com"}
 
 
 @pytest.mark.parametrize("handler", sorted(DYNAMODB_ACTIONS))
@@ -324,12 +336,16 @@ def test_function_may_touch_only_its_own_table_and_log_group(template, handler):
 
     actions = [action for statement in statements for action in _actions(statement)]
     assert not [action for action in actions if "*" in action], "wildcard action"
-    assert {action.split(":")[0] for action in actions} == {"dynamodb", "logs"}
+    assert {action.split(":")[0] for action in actions} == {"dynamodb", "logs", "xray"}
     assert {action for action in actions if action.startswith("dynamodb:")} == DYNAMODB_ACTIONS[handler]
     assert {action for action in actions if action.startswith("logs:")} == LOG_ACTIONS
+    assert {action for action in actions if action.startswith("xray:")} == XRAY_ACTIONS
 
     for statement in statements:
         assert statement["Effect"] == "Allow"
+        if {action.split(":")[0] for action in _actions(statement)} == {"xray"}:
+            assert statement["Resource"] == "*", statement  # the only '*': X-Ray's actions take no resource
+            continue
         resources = _listed(statement["Resource"])
         assert not [resource for resource in resources if isinstance(resource, str)], "literal ARN or '*'"
         services = {action.split(":")[0] for action in _actions(statement)}
@@ -345,14 +361,15 @@ def test_function_may_touch_only_its_own_table_and_log_group(template, handler):
     assert properties["Environment"]["Variables"]["TABLE_NAME"] == {"Ref": own_table}, logical_id
 
 
-def test_state_machine_may_invoke_only_the_six_functions_and_send_only_to_the_queue(template):
+def test_state_machine_may_invoke_only_the_six_saga_functions_and_send_only_to_the_queue(template):
     (machine,) = _resources(template, "AWS::StepFunctions::StateMachine").values()
     role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     trust = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [statement["Principal"] for statement in trust] == [{"Service": "states.amazonaws.com"}]
     assert not template["Resources"][role]["Properties"].get("ManagedPolicyArns")
     (queue,) = _resources(template, "AWS::SQS::Queue")
-    functions = {logical_id for logical_id, _ in _functions(template).values()}
+    functions = {logical_id for handler, (logical_id, _) in _functions(template).items() if handler != API_HANDLER}
+    assert len(functions) == 6
 
     invoked = set()
     sends = set()
@@ -397,10 +414,82 @@ def _environments(template: dict) -> dict[str, dict]:
     return {handler: props["Environment"]["Variables"] for handler, (_, props) in _functions(template).items()}
 
 
+def _chaos_settings(template: dict) -> dict[str, str | None]:
+    """handler -> CHAOS_ENABLED of the saga's functions; the HTTP API's has none (chaos is the steps' to honour)."""
+    environments = _environments(template)
+    assert "CHAOS_ENABLED" not in environments.pop(API_HANDLER)
+    return {handler: env.get("CHAOS_ENABLED") for handler, env in environments.items()}
+
+
 def test_dev_stack_enables_chaos_on_every_function(template):
-    assert {handler: env.get("CHAOS_ENABLED") for handler, env in _environments(template).items()} == dict.fromkeys(
-        STATE_HANDLER.values(), "true"
-    )
+    assert _chaos_settings(template) == dict.fromkeys(STATE_HANDLER.values(), "true")
+
+
+def test_only_the_last_steps_reserve_confirms_bookings(template, states):
+    """The reserve just before BookingConfirmed counts BookingsConfirmed; no other function may."""
+    definition = resolved_definition(template)
+    (forward,) = paths(states, definition["StartAt"], catches=False)
+    assert forward[-1] == "BookingConfirmed"
+    last_reserve = template["Resources"][_task_function(states[forward[-2]])]["Properties"]["Handler"]
+    confirming = {
+        handler: env["CONFIRMS_BOOKING"]
+        for handler, env in _environments(template).items()
+        if "CONFIRMS_BOOKING" in env
+    }
+    assert confirming == {last_reserve: "true"}
+
+
+def test_the_confirming_step_follows_the_order_of_the_steps(monkeypatch):
+    """Reordering SERVICES moves CONFIRMS_BOOKING with the last step: no service is named for it."""
+    monkeypatch.setattr(booking_saga, "SERVICES", tuple(reversed(booking_saga.SERVICES)))
+    app = build_app()
+    template = Template.from_stack(app.node.find_child("BookingSaga")).to_json()
+
+    confirming = {handler for handler, env in _environments(template).items() if "CONFIRMS_BOOKING" in env}
+    assert confirming == {"flight.reserve"}
+
+
+# ---------------------------------------------------------------- Powertools
+
+
+def _powertools_parameter(template: dict, properties: dict) -> str:
+    """The SSM path of the one layer a function has, which must be a parameter of the template."""
+    (layer,) = properties["Layers"]
+    parameter = template["Parameters"][layer["Ref"]]
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+    return parameter["Default"]
+
+
+def test_every_function_has_the_powertools_layer_aws_publishes_in_the_pinned_version(template):
+    functions = _functions(template)
+    assert set(STATE_HANDLER.values()) <= set(functions)
+    for handler, (_, properties) in functions.items():
+        # the layer for the function's own architecture and runtime (python3.13 -> /python3.13/)
+        expected = f"/aws/service/powertools/python/{properties['Architectures'][0]}/{properties['Runtime']}/"
+        assert _powertools_parameter(template, properties) == expected + POWERTOOLS_VERSION, handler
+    # one layer (and one parameter) for the whole stack
+    assert len({json.dumps(properties["Layers"]) for _, properties in functions.values()}) == 1
+
+
+def test_the_layers_version_is_the_one_requirements_dev_pins():
+    pins = re.findall(r"^aws-lambda-powertools(?:\[[\w,]+\])?==(\S+)$", REQUIREMENTS_DEV.read_text(), re.MULTILINE)
+    assert pins == [POWERTOOLS_VERSION]
+
+
+def test_every_function_is_traced_and_tells_powertools_its_service_and_namespace(template):
+    for handler, (_, properties) in _functions(template).items():
+        assert properties["TracingConfig"] == {"Mode": "Active"}, handler
+        env = properties["Environment"]["Variables"]
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "BookingSaga", handler
+        assert env["POWERTOOLS_LOG_LEVEL"] == "INFO", handler
+    services = {handler: env["POWERTOOLS_SERVICE_NAME"] for handler, env in _environments(template).items()}
+    for handler in STATE_HANDLER.values():
+        assert services[handler] == handler.split(".")[0]
+
+
+def test_each_stage_counts_its_metrics_in_its_own_namespace(production):
+    namespaces = {env["POWERTOOLS_METRICS_NAMESPACE"] for env in _environments(production).values()}
+    assert namespaces == {"BookingSaga-production"}
 
 
 def test_only_payment_functions_know_the_payment_limit(template):
@@ -541,14 +630,12 @@ def production(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def dev_without_chaos() -> dict:
-    app = build_app(context={"chaos": "false", "payment_limit": "1234"})
+    app = build_app(context={"chaos": "false", "payment_limit": "1234", "log_level": "all"})
     return Template.from_stack(app.node.find_child("BookingSaga")).to_json()
 
 
 def test_production_stage_turns_chaos_off(production):
-    assert {handler: env.get("CHAOS_ENABLED") for handler, env in _environments(production).items()} == dict.fromkeys(
-        STATE_HANDLER.values(), "false"
-    )
+    assert _chaos_settings(production) == dict.fromkeys(STATE_HANDLER.values(), "false")
 
 
 def test_production_stage_retains_and_protects_its_tables(production):
@@ -566,11 +653,13 @@ def test_dev_stage_tables_can_be_torn_down(template):
 
 
 def test_chaos_context_turns_chaos_off_on_dev(dev_without_chaos):
-    environments = _environments(dev_without_chaos)
-    assert {handler: env.get("CHAOS_ENABLED") for handler, env in environments.items()} == dict.fromkeys(
-        STATE_HANDLER.values(), "false"
-    )
-    assert {env.get("PAYMENT_LIMIT") for env in environments.values()} == {"1234", None}
+    assert _chaos_settings(dev_without_chaos) == dict.fromkeys(STATE_HANDLER.values(), "false")
+    assert {env.get("PAYMENT_LIMIT") for env in _environments(dev_without_chaos).values()} == {"1234", None}
+
+
+def test_log_level_context_sets_what_the_state_machine_logs(dev_without_chaos):
+    (machine,) = _resources(dev_without_chaos, "AWS::StepFunctions::StateMachine").values()
+    assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
 
 
 @pytest.mark.parametrize(
@@ -584,6 +673,7 @@ def test_chaos_context_turns_chaos_off_on_dev(dev_without_chaos):
         {"payment_limit": "0"},
         {"payment_limit": "-5"},
         {"payment_limit": "lots"},
+        {"log_level": "DEBUG"},
     ],
 )
 def test_bad_context_is_refused(context):

@@ -1,0 +1,61 @@
+"""A client of the booking HTTP API: IAM-signed (SigV4) requests with the caller's AWS credentials."""
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+TIMEOUT_SECONDS = 30  # API Gateway's own integration limit is 29 s
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: dict
+
+
+class ApiError(RuntimeError):
+    """The API could not be reached, or it answered with something that is not JSON."""
+
+
+class BookingApi:
+    def __init__(self, url: str, session: boto3.Session):
+        self.url = url if url.endswith("/") else url + "/"
+        self._session = session
+
+    def create(self, booking: dict) -> ApiResponse:
+        """``POST /bookings``: 202 when the saga starts, 200 for a repeat of the same booking."""
+        return self.send("POST", "bookings", json.dumps(booking).encode())
+
+    def get(self, booking_id: str) -> ApiResponse:
+        """``GET /bookings/{booking_id}``: the booking's status, step reached, error and compensations."""
+        return self.send("GET", f"bookings/{urllib.request.quote(booking_id, safe='')}")
+
+    def send(self, method: str, path: str, body: bytes | None = None) -> ApiResponse:
+        """Any request to the API (``path`` relative to its URL), signed; any status is returned, not raised."""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        request = AWSRequest(method=method, url=self.url + path, data=body, headers=headers)
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise ApiError("no AWS credentials to sign the request with (the API requires IAM authorization)")
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self._session.region_name).add_auth(request)
+        prepared = urllib.request.Request(request.url, data=body, headers=dict(request.headers), method=method)
+        try:
+            with urllib.request.urlopen(prepared, timeout=TIMEOUT_SECONDS) as response:
+                return ApiResponse(response.status, _json(response.read()))
+        except urllib.error.HTTPError as error:
+            return ApiResponse(error.code, _json(error.read()))
+        except (urllib.error.URLError, TimeoutError) as error:
+            raise ApiError(f"cannot reach the booking API at {self.url}: {getattr(error, 'reason', error)}") from None
+
+
+def _json(data: bytes) -> dict:
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError:
+        raise ApiError(f"the booking API answered with something that is not JSON: {data[:200]!r}") from None
+    return body if isinstance(body, dict) else {"value": body}

@@ -1,0 +1,123 @@
+"""The booking HTTP API: API Gateway in front of one Lambda, IAM-authorized, with the body checked at the gate.
+
+``POST /bookings`` and ``GET /bookings/{booking_id}``. The request model is a
+JSON schema of the booking's shape, so API Gateway answers a malformed body with
+a 400 before anything runs; the Lambda then checks the whole contract (the same
+code every saga step runs), since a schema cannot say everything.
+"""
+
+from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+STAGE = "v1"
+_ID = apigateway.JsonSchema(type=apigateway.JsonSchemaType.STRING, pattern="^[A-Za-z0-9_-]{1,64}$")
+_UNITS = apigateway.JsonSchema(type=apigateway.JsonSchemaType.INTEGER, minimum=1, maximum=9)
+
+
+def _section(**properties: apigateway.JsonSchema) -> apigateway.JsonSchema:
+    return apigateway.JsonSchema(
+        type=apigateway.JsonSchemaType.OBJECT,
+        required=list(properties),
+        additional_properties=False,
+        properties=properties,
+    )
+
+
+BOOKING_SCHEMA = apigateway.JsonSchema(
+    schema=apigateway.JsonSchemaVersion.DRAFT4,
+    title="Booking",
+    type=apigateway.JsonSchemaType.OBJECT,
+    required=["booking_id", "customer_id", "flight", "hotel", "payment"],
+    additional_properties=False,
+    properties={
+        "booking_id": _ID,
+        "customer_id": _ID,
+        "flight": _section(flight_id=_ID, seats=_UNITS),
+        "hotel": _section(hotel_id=_ID, rooms=_UNITS),
+        "payment": _section(
+            amount=apigateway.JsonSchema(
+                type=apigateway.JsonSchemaType.NUMBER, minimum=0, exclusive_minimum=True, maximum=1_000_000_000
+            ),
+            currency=apigateway.JsonSchema(type=apigateway.JsonSchemaType.STRING, pattern="^[A-Z]{3}$"),
+        ),
+        # honoured only where the stack enables chaos; the Lambda checks its contents
+        "chaos": apigateway.JsonSchema(type=[apigateway.JsonSchemaType.OBJECT, apigateway.JsonSchemaType.NULL]),
+    },
+)
+
+
+class BookingApi(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, handler: lambda_.IFunction, removal: RemovalPolicy):
+        super().__init__(scope, construct_id)
+        access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
+        self.api = apigateway.RestApi(
+            self,
+            "Api",
+            description="Book a trip (POST /bookings) and follow it (GET /bookings/{booking_id})",
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=removal,
+            deploy_options=apigateway.StageOptions(
+                stage_name=STAGE,
+                access_log_destination=apigateway.LogGroupLogDestination(access_logs),
+                access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                tracing_enabled=True,
+            ),
+            default_method_options=apigateway.MethodOptions(authorization_type=apigateway.AuthorizationType.IAM),
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+        )
+        self.api.node.try_remove_child("Endpoint")  # the stack names its own output: ApiUrl
+        # Say what was wrong with a refused body, not just "Invalid request body".
+        self.api.add_gateway_response(
+            "BadRequestBody",
+            type=apigateway.ResponseType.BAD_REQUEST_BODY,
+            templates={
+                "application/json": '{"message": "Invalid request body: '
+                '$util.escapeJavaScript($context.error.validationErrorString)"}'
+            },
+        )
+        integration = apigateway.LambdaIntegration(handler)
+        validator = self.api.add_request_validator(
+            "Requests", validate_request_body=True, validate_request_parameters=True
+        )
+        bookings = self.api.root.add_resource("bookings")
+        bookings.add_method(
+            "POST",
+            integration,
+            request_models={"application/json": self.api.add_model("Booking", schema=BOOKING_SCHEMA)},
+            request_validator=validator,
+        )
+        bookings.add_resource("{booking_id}").add_method(
+            "GET",
+            integration,
+            request_parameters={"method.request.path.booking_id": True},
+            request_validator=validator,
+        )
+        Validations.of(self).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-APIG3",
+                reason="Every route requires IAM-signed requests; a WAF web ACL is an account-wide choice to add.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-COG4",
+                reason="Callers are AWS principals (services, operators) authorized by IAM, not Cognito users.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AmazonAPIGatewayPushToCloudWatchLogs]",
+                reason="The account-level role API Gateway logs with; this managed policy is what AWS prescribes.",
+            ),
+        )
