@@ -1,4 +1,4 @@
-"""What tells a person the saga needs them: alarms on failed, timed-out and parked bookings, and a dashboard.
+"""What tells a person the saga needs them: alarms on failed, timed-out, partly undone and parked bookings; a dashboard.
 
 Every alarm publishes to one SNS topic; the ``AlarmEmail`` stack parameter
 subscribes an address to it (``cdk deploy --parameters AlarmEmail=ops@example.com``).
@@ -41,9 +41,18 @@ class SagaAlarms(Construct):
         )
 
         parked = dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
+        # Every CompensationFailed execution parks itself with one dead-letter message first: each one sent is one
+        # partly undone booking (the depth alarm stays in alarm while any is parked, this one fires for each).
+        partly_undone = dead_letter_queue.metric_number_of_messages_sent(period=PERIOD, statistic="Sum")
+        failed = state_machine.metric_failed(period=PERIOD)
         for name, metric, description in (
-            ("ExecutionsFailed", state_machine.metric_failed(period=PERIOD), "bookings failed (compensated or parked)"),
+            ("ExecutionsFailed", failed, "bookings failed (compensated or parked)"),
             ("ExecutionsTimedOut", state_machine.metric_timed_out(period=PERIOD), "bookings that hit the 30 min limit"),
+            (
+                "CompensationFailed",
+                partly_undone,
+                "a booking ended CompensationFailed, partly undone: run `saga replay`",
+            ),
             ("CompensationParked", parked, "a compensation is parked in the dead-letter queue: run `saga replay`"),
         ):
             alarm = cloudwatch.Alarm(
@@ -65,7 +74,13 @@ class SagaAlarms(Construct):
                 left=[
                     state_machine.metric_started(period=PERIOD, label="started"),
                     state_machine.metric_succeeded(period=PERIOD, label="confirmed"),
-                    state_machine.metric_failed(period=PERIOD, label="compensated or parked"),
+                    cloudwatch.MathExpression(
+                        expression="failed - FILL(partly, 0)",
+                        using_metrics={"failed": failed, "partly": partly_undone},
+                        label="compensated",
+                        period=PERIOD,
+                    ),
+                    partly_undone.with_(label="compensation failed"),
                 ],
             ),
             cloudwatch.GraphWidget(

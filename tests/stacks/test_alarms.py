@@ -20,7 +20,7 @@ def logical_id(template: dict, kind: str) -> str:
     return name
 
 
-def test_three_alarms_page_the_topic_on_the_first_failure(template):
+def test_four_alarms_page_the_topic_on_the_first_failure(template):
     topic = logical_id(template, "AWS::SNS::Topic")
     machine = logical_id(template, "AWS::StepFunctions::StateMachine")
     queue = logical_id(template, "AWS::SQS::Queue")
@@ -29,7 +29,12 @@ def test_three_alarms_page_the_topic_on_the_first_failure(template):
         for body in resources(template, "AWS::CloudWatch::Alarm").values()
     }
 
-    assert set(alarms) == {"ExecutionsFailed", "ExecutionsTimedOut", "ApproximateNumberOfMessagesVisible"}
+    assert set(alarms) == {
+        "ExecutionsFailed",
+        "ExecutionsTimedOut",
+        "NumberOfMessagesSent",
+        "ApproximateNumberOfMessagesVisible",
+    }
     for metric, alarm in alarms.items():
         assert (alarm["Threshold"], alarm["EvaluationPeriods"], alarm["Period"]) == (1, 1, 60), metric
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold", metric
@@ -42,6 +47,11 @@ def test_three_alarms_page_the_topic_on_the_first_failure(template):
     assert (parked["Namespace"], parked["Statistic"]) == ("AWS/SQS", "Maximum")
     assert parked["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
     assert "saga replay" in parked["AlarmDescription"]
+    # each CompensationFailed execution sends exactly one dead-letter message: one alarm per partly undone booking
+    partly_undone = alarms["NumberOfMessagesSent"]
+    assert (partly_undone["Namespace"], partly_undone["Statistic"]) == ("AWS/SQS", "Sum")
+    assert partly_undone["Dimensions"] == parked["Dimensions"]
+    assert "CompensationFailed" in partly_undone["AlarmDescription"]
 
 
 def test_the_topic_is_encrypted_and_refuses_plain_http(template):
@@ -86,8 +96,10 @@ def test_the_dashboard_shows_bookings_duration_and_parked_compensations(template
     (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for needle in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionTime", "p95",
-                   "ApproximateNumberOfMessagesVisible"):  # fmt: skip
+                   "ApproximateNumberOfMessagesVisible", "NumberOfMessagesSent"):  # fmt: skip
         assert needle in body, needle
+    # compensated = failed, less those that ended CompensationFailed (one dead-letter message each)
+    assert "failed - FILL(partly, 0)" in body and '"label\\":\\"compensated\\"' in body
 
 
 def test_the_dashboard_shows_the_handlers_compensation_metrics_by_step(template):
