@@ -114,10 +114,17 @@ def _object(value: object, name: str, required: set[str], optional: frozenset | 
     missing = sorted(required - value.keys())
     if missing:
         raise InvalidBooking(f"{name} is missing {', '.join(missing)}")
-    unknown = sorted(str(key)[:64] for key in value.keys() - required - optional)
+    unknown = sorted(readable_name(key) for key in value.keys() - required - optional)
     if unknown:
         raise InvalidBooking(f"{name} has unknown field(s) {', '.join(unknown)}")
     return value
+
+
+def readable_name(key: object) -> str:
+    """An unknown field's name as a refusal quotes it: at most 64 characters, control characters escaped,
+    since the message reaches logs, the HTTP API's answers and the execution history."""
+    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in str(key)[:64])
+    return text[:64]
 
 
 def _identifier(value: object, name: str) -> str:

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import booking as contract
-from booking import BusinessError, InvalidBooking, PaymentDeclined, SoldOut
+from booking import BusinessError, InvalidBooking, PaymentDeclined, SoldOut, readable_name
 from tests.factories import booking
 from tests.lambdas.conftest import PAYMENT_LIMIT, TABLES
 
@@ -326,7 +326,7 @@ def _unknown_field(section: str | None, known) -> st.SearchStrategy[Mutation]:
     path = (section,) if section else ()
     return unknown_keys(known).flatmap(
         lambda key: st.builds(
-            Mutation, st.just((*path, key)), JSON_VALUES, names=st.just((section or "booking", key[:64]))
+            Mutation, st.just((*path, key)), JSON_VALUES, names=st.just((section or "booking", readable_name(key)))
         )
     )
 
@@ -424,7 +424,7 @@ EDGE_MUTATIONS = {
             if not (path == ("chaos",) and value is None)  # "chaos": null is read as no chaos section
         ),
         *(
-            Mutation((*path, key), "x", names=(path[0] if path else "booking", key[:64]))
+            Mutation((*path, key), "x", names=(path[0] if path else "booking", readable_name(key)))
             for path, known in [
                 ((), TOP_LEVEL_KNOWN),
                 *(((section,), set(fields)) for section, fields in SECTIONS.items()),
@@ -476,6 +476,7 @@ def assert_refused_without_a_trace(dynamodb, invoke, document: object, names: tu
         assert message.startswith(f"{reserve_step}: "), message
         reason = message.removeprefix(f"{reserve_step}: ")
         assert len(reason) <= MAX_REASON, reason
+        assert reason.isprintable(), f"{reason!r} would put control characters into logs and answers"
         for name in names:
             assert name in reason, f"{reason!r} does not name {name!r}"
 
@@ -618,3 +619,10 @@ def test_one_field_changed_is_refused_if_and_only_if_the_new_value_is_invalid(
 def test_an_amount_with_more_digits_than_python_prints_is_refused(dynamodb, catalog, invoke):
     """str() refuses ints of over 4300 digits; the validator must refuse them before it prints one."""
     assert_refused_without_a_trace(dynamodb, invoke, booking(payment={"amount": 10**4300, "currency": "JPY"}))
+
+
+def test_an_unknown_field_name_is_quoted_with_its_control_characters_escaped(dynamodb, catalog, invoke):
+    with pytest.raises(InvalidBooking) as refused:
+        invoke("flight", "reserve", booking() | {"pk\x00\n\u2028é": 1}, "ReserveFlight")
+
+    assert str(refused.value) == "ReserveFlight: booking has unknown field(s) pk\\x00\\n\\u2028é"
