@@ -84,6 +84,7 @@ def _read(booking_id: str) -> dict:
         outcome = outcome_of(_stepfunctions(), os.environ["STATE_MACHINE_ARN"], booking_id)
     except UnknownBooking as error:
         return _response(404, {"message": str(error)})
+    logger.info("booking read", extra={"verdict": outcome.verdict})
     return _booking(200, outcome)
 
 

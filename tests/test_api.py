@@ -11,6 +11,8 @@ from executions import execution_arn_for
 from saga.bookings import wait_for
 from tests.factories import booking
 
+KEEP_LAMBDA_LOGS = True  # tests/conftest.py: the API Lambda's log lines are read below
+
 
 @pytest.fixture(scope="module")
 def api(deployment):
@@ -138,3 +140,18 @@ def test_an_unknown_route_or_stage_is_refused(api, deployment):
     assert api.send("GET", "trips").status == 403
     other_stage = deployment.api_url.replace("/v1/", "/v2/")
     assert unsigned(other_stage + "bookings/x")[0] == 403
+
+
+def test_the_api_lambda_logs_each_request_with_its_booking_id(api, deployment, lambda_logs):
+    api.create(booking("api-logged-1"))
+    api.get("api-logged-1")
+
+    (function,) = [
+        function["FunctionName"]
+        for function in deployment.client("lambda").list_functions()["Functions"]
+        if function["Handler"] == "bookings_api.handle"
+    ]
+    lines = [json.loads(line) for line in (lambda_logs / f"{function}.log").read_text().splitlines()]
+    logged = [line for line in lines if line.get("correlation_id") == "api-logged-1"]
+    assert [line["message"] for line in logged] == ["booking started", "booking read"]
+    assert {line["service"] for line in logged} == {"bookings_api"}
