@@ -284,14 +284,19 @@ def _seed(args) -> int:
     return 0
 
 
-def _booking_from(args) -> dict:
-    document = {
-        "booking_id": args.booking_id or f"trip-{secrets.token_hex(4)}",
-        "customer_id": args.customer_id,
-        "flight": {"flight_id": args.flight_id, "seats": args.seats},
-        "hotel": {"hotel_id": args.hotel_id, "rooms": args.rooms},
-        "payment": {"amount": args.amount, "currency": args.currency},
+def _trip(booking_id: str, fields: dict) -> dict:
+    """A booking document from flat fields named as EXAMPLE's (and `saga book`'s flags)."""
+    return {
+        "booking_id": booking_id,
+        "customer_id": fields["customer_id"],
+        "flight": {"flight_id": fields["flight_id"], "seats": fields["seats"]},
+        "hotel": {"hotel_id": fields["hotel_id"], "rooms": fields["rooms"]},
+        "payment": {"amount": fields["amount"], "currency": fields["currency"]},
     }
+
+
+def _booking_from(args) -> dict:
+    document = _trip(args.booking_id or f"trip-{secrets.token_hex(4)}", vars(args))
     chaos = {key: value for key, value in (("fail_at", args.fail_at), ("fail_cancel", args.fail_cancel)) if value}
     if chaos:
         document["chaos"] = chaos
@@ -424,13 +429,8 @@ def _duration(summary) -> str:
 def _chaos(args) -> int:
     deployment = _deployment(args)
     booking_id = args.booking_id or f"chaos-{args.fail_at}-{secrets.token_hex(4)}"
-    document = {
-        "booking_id": booking_id,
-        "customer_id": EXAMPLE["customer_id"],
-        "flight": {"flight_id": EXAMPLE["flight_id"], "seats": EXAMPLE["seats"]},
-        "hotel": {"hotel_id": EXAMPLE["hotel_id"], "rooms": EXAMPLE["rooms"]},
-        "payment": {"amount": EXAMPLE["amount"], "currency": EXAMPLE["currency"]},
-    }
+    document = _trip(booking_id, EXAMPLE)
+    parse_booking(document)  # a bad --booking-id is refused here, before an execution starts
     printer = _printer(args)
     with printer.progress(f"Booking {booking_id}, forced to fail at {args.fail_at}"):
         report = run_chaos(deployment, document, args.fail_at, timeout=args.timeout)

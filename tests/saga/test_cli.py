@@ -299,6 +299,10 @@ def test_graph_is_drawn_from_the_deployed_definition_with_a_path(saga):
         (["status", "no-such-booking"], "saga: error: no booking no-such-booking in this stack\n"),
         (["history", "no-such-booking"], "saga: error: no booking no-such-booking in this stack\n"),
         (["status", "--api", "no-such-booking"], "saga: error: no booking no-such-booking in this stack\n"),
+        (
+            ["chaos", "--fail-at", "hotel", "--booking-id", "a b"],
+            "saga: error: invalid input: booking_id must be 1-64 characters of A-Z a-z 0-9 _ -\n",
+        ),
         (["list", "--stack", "Nope"], "saga: error: stack Nope is not deployed at {endpoint}\n"),
         (["seed", "/no/such/catalog.json"], None),
     ],
