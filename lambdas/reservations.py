@@ -51,6 +51,15 @@ class Ledger:
             Item={**inventory_key(resource_id), "resource_id": resource_id, "capacity": quantity, "available": quantity}
         )
 
+    def record(self, booking_id: str) -> dict | None:
+        """The booking's reservation or tombstone, as last written (a strongly consistent read)."""
+        return self.table.get_item(Key=booking_key(booking_id), ConsistentRead=True).get("Item")
+
+    def available(self, resource_id: str) -> int | None:
+        """What is left to sell of a flight or hotel; None for one never stocked."""
+        item = self.table.get_item(Key=inventory_key(resource_id), ConsistentRead=True).get("Item")
+        return None if item is None else int(item["available"])
+
     def reserve(self, booking_id: str, details: dict, hold: Hold | None = None) -> dict:
         """Reserve once: a replay returns the first result, a reserve after a cancel is refused."""
         record = {
@@ -101,7 +110,7 @@ class Ledger:
     def cancel(self, booking_id: str) -> dict:
         """Undo a reservation, or leave a tombstone where there is none; safe to repeat."""
         for _ in range(_CANCEL_ATTEMPTS):
-            existing = self.table.get_item(Key=booking_key(booking_id), ConsistentRead=True).get("Item")
+            existing = self.record(booking_id)
             try:
                 if existing is None:
                     return self._leave_tombstone(booking_id)

@@ -108,7 +108,7 @@ def _checks(deployment, outcome: Outcome, definition: dict, fail_at: str, before
 def _held(deployment: Deployment, booking_id: str) -> list[str]:
     held = []
     for service in deployment.tables:
-        item = deployment.table(service).get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True).get("Item")
+        item = deployment.ledger(service).record(booking_id)
         if item is not None and item.get("status") != "CANCELLED":
             held.append(f"{service} ({item.get('status')})")
     return held
@@ -117,8 +117,7 @@ def _held(deployment: Deployment, booking_id: str) -> list[str]:
 def _available(deployment: Deployment, booking: dict) -> dict[str, int | None]:
     """Seats left on the booking's flight and rooms left in its hotel."""
     resources = {"flight": booking["flight"]["flight_id"], "hotel": booking["hotel"]["hotel_id"]}
-    levels = {}
-    for service, resource_id in resources.items():
-        item = deployment.table(service).get_item(Key={"pk": f"inventory#{resource_id}"}, ConsistentRead=True)
-        levels[f"{service} {resource_id}"] = int(item["Item"]["available"]) if "Item" in item else None
-    return levels
+    return {
+        f"{service} {resource_id}": deployment.ledger(service).available(resource_id)
+        for service, resource_id in resources.items()
+    }

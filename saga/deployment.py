@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import ClientError
 
+from reservations import Ledger
 from saga.api import BookingApi
 
 DEFAULT_STACK = "BookingSaga"
@@ -46,6 +47,10 @@ class Deployment:
 
     def table(self, service: str):
         return self.session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(self.tables[service])
+
+    def ledger(self, service: str) -> Ledger:
+        """The service's reservations and inventory, read and written as its Lambdas do."""
+        return Ledger(self.table(service), service)
 
 
 def session_for(endpoint_url: str | None = None, region: str | None = None, profile: str | None = None):

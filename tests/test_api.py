@@ -68,7 +68,7 @@ def test_a_repeated_post_of_the_same_booking_starts_nothing_and_returns_the_same
     assert again.body["verdict"] == "confirmed"
     executions = deployment.client("stepfunctions").list_executions(stateMachineArn=deployment.state_machine_arn)
     assert [e["name"] for e in executions["executions"]].count("api-repeat-1") == 1
-    assert deployment.table("flight").get_item(Key={"pk": "booking#api-repeat-1"}).get("Item") is not None
+    assert deployment.ledger("flight").record("api-repeat-1")["status"] == "RESERVED"
 
 
 def test_the_same_booking_id_with_other_details_is_a_conflict(api, deployment):

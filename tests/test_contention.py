@@ -33,13 +33,12 @@ def test_concurrent_bookings_never_oversell_and_losers_hold_nothing(deployment, 
     held = {service: 0 for service in SERVICES}
     for booking_id, outcome in outcomes.items():
         for service in SERVICES:
-            item = deployment.table(service).get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True)
-            is_held = item.get("Item", {}).get("status") == "RESERVED"
+            is_held = (deployment.ledger(service).record(booking_id) or {}).get("status") == "RESERVED"
             assert is_held == (outcome.verdict == "confirmed"), (booking_id, service)
             held[service] += is_held
     assert held == dict.fromkeys(SERVICES, ROOMS)
     inventory = {
-        service: int(deployment.table(service).get_item(Key={"pk": key}, ConsistentRead=True)["Item"]["available"])
-        for service, key in (("flight", "inventory#RUSH-1"), ("hotel", "inventory#RUSH-INN"))
+        service: deployment.ledger(service).available(resource_id)
+        for service, resource_id in (("flight", "RUSH-1"), ("hotel", "RUSH-INN"))
     }
     assert inventory == {"flight": SEATS - ROOMS, "hotel": 0}

@@ -31,13 +31,9 @@ def states(outcome: Outcome) -> list[str]:
     return [step.name for step in outcome.path]
 
 
-def available(deployment, service: str, resource_id: str) -> int:
-    item = deployment.table(service).get_item(Key={"pk": f"inventory#{resource_id}"}, ConsistentRead=True)["Item"]
-    return int(item["available"])
-
-
-def record(deployment, service: str, booking_id: str) -> dict | None:
-    return deployment.table(service).get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True).get("Item")
+def on_sale(deployment, flight_id: str, hotel_id: str) -> tuple[int, int]:
+    """Seats left on the flight, rooms left in the hotel."""
+    return deployment.ledger("flight").available(flight_id), deployment.ledger("hotel").available(hotel_id)
 
 
 def execution(deployment, outcome: Outcome) -> dict:
@@ -46,21 +42,21 @@ def execution(deployment, outcome: Outcome) -> dict:
 
 def assert_nothing_held(deployment, booking_id: str) -> None:
     for service in ("flight", "hotel", "payment"):
-        item = record(deployment, service, booking_id)
+        item = deployment.ledger(service).record(booking_id)
         assert item is None or item["status"] == "CANCELLED", f"{service} still holds {booking_id}: {item}"
 
 
 def test_a_booking_is_confirmed_and_holds_exactly_what_it_booked(deployment):
-    seats, rooms = available(deployment, "flight", "NH101"), available(deployment, "hotel", "TOKYO-GRAND")
+    seats, rooms = on_sale(deployment, "NH101", "TOKYO-GRAND")
     trip = booking("ok-0001")
 
     outcome = book(deployment, trip)
 
     assert states(outcome) == HAPPY_PATH
     assert outcome.verdict == "confirmed"
-    assert available(deployment, "flight", "NH101") == seats - 2
-    assert available(deployment, "hotel", "TOKYO-GRAND") == rooms - 1
-    assert record(deployment, "flight", "ok-0001") | {"reserved_at": None} == {
+    assert deployment.ledger("flight").available("NH101") == seats - 2
+    assert deployment.ledger("hotel").available("TOKYO-GRAND") == rooms - 1
+    assert deployment.ledger("flight").record("ok-0001") | {"reserved_at": None} == {
         "pk": "booking#ok-0001",
         "booking_id": "ok-0001",
         "status": "RESERVED",
@@ -69,8 +65,8 @@ def test_a_booking_is_confirmed_and_holds_exactly_what_it_booked(deployment):
         "quantity": 2,
         "customer_id": "c-42",
     }
-    assert record(deployment, "hotel", "ok-0001")["quantity"] == 1
-    charge = record(deployment, "payment", "ok-0001")
+    assert deployment.ledger("hotel").record("ok-0001")["quantity"] == 1
+    charge = deployment.ledger("payment").record("ok-0001")
     assert (charge["status"], charge["amount"], charge["currency"]) == ("RESERVED", 84000, "JPY")
     output = json.loads(execution(deployment, outcome)["output"])
     assert {service: result["status"] for service, result in output["reservations"].items()} == {
@@ -81,7 +77,7 @@ def test_a_booking_is_confirmed_and_holds_exactly_what_it_booked(deployment):
 
 
 def test_a_declined_payment_is_refunded_then_hotel_and_flight_cancelled(deployment):
-    seats, rooms = available(deployment, "flight", "NH101"), available(deployment, "hotel", "TOKYO-GRAND")
+    seats, rooms = on_sale(deployment, "NH101", "TOKYO-GRAND")
 
     outcome = book(deployment, booking("declined-0001", payment={"amount": 900_000, "currency": "JPY"}))
 
@@ -92,14 +88,14 @@ def test_a_declined_payment_is_refunded_then_hotel_and_flight_cancelled(deployme
     assert failed["status"] == "FAILED"
     assert failed["error"] == "PaymentDeclined"
     assert json.loads(failed["cause"])["errorMessage"].startswith("ProcessPayment: ")
-    assert available(deployment, "flight", "NH101") == seats
-    assert available(deployment, "hotel", "TOKYO-GRAND") == rooms
+    assert deployment.ledger("flight").available("NH101") == seats
+    assert deployment.ledger("hotel").available("TOKYO-GRAND") == rooms
     assert_nothing_held(deployment, "declined-0001")
-    assert record(deployment, "payment", "declined-0001")["status"] == "CANCELLED"  # the tombstone
+    assert deployment.ledger("payment").record("declined-0001")["status"] == "CANCELLED"  # the tombstone
 
 
 def test_a_sold_out_hotel_cancels_the_hotel_and_flight(deployment):
-    seats, rooms = available(deployment, "flight", "NH106"), available(deployment, "hotel", "KYOTO-RYOKAN")
+    seats, rooms = on_sale(deployment, "NH106", "KYOTO-RYOKAN")
 
     outcome = book(
         deployment,
@@ -112,13 +108,13 @@ def test_a_sold_out_hotel_cancels_the_hotel_and_flight(deployment):
     failed = execution(deployment, outcome)
     assert failed["error"] == "SoldOut"
     assert json.loads(failed["cause"])["errorMessage"] == "ReserveHotel: hotel KYOTO-RYOKAN has 6 left, 7 requested"
-    assert (available(deployment, "flight", "NH106"), available(deployment, "hotel", "KYOTO-RYOKAN")) == (seats, rooms)
+    assert on_sale(deployment, "NH106", "KYOTO-RYOKAN") == (seats, rooms)
     assert_nothing_held(deployment, "soldout-0001")
-    assert record(deployment, "payment", "soldout-0001") is None  # payment never ran
+    assert deployment.ledger("payment").record("soldout-0001") is None  # payment never ran
 
 
 def test_a_chaos_failure_at_the_flight_cancels_only_the_flight(deployment):
-    seats = available(deployment, "flight", "JL5")
+    seats = deployment.ledger("flight").available("JL5")
 
     outcome = book(
         deployment, booking("chaos-flight-0001", flight={"flight_id": "JL5", "seats": 3}, chaos={"fail_at": "flight"})
@@ -128,7 +124,7 @@ def test_a_chaos_failure_at_the_flight_cancels_only_the_flight(deployment):
     assert outcome.failed_step.name == "ReserveFlight"
     assert outcome.failed_step.attempts == 1  # a business error is never retried
     assert execution(deployment, outcome)["error"] == "ChaosFailure"
-    assert available(deployment, "flight", "JL5") == seats
+    assert deployment.ledger("flight").available("JL5") == seats
     assert_nothing_held(deployment, "chaos-flight-0001")
 
 
@@ -137,12 +133,12 @@ def test_a_chaos_failure_at_the_flight_cancels_only_the_flight(deployment):
     [("flight", FAILED_AT_FLIGHT), ("hotel", FAILED_AT_HOTEL), ("payment", FAILED_AT_PAYMENT)],
 )
 def test_chaos_at_each_step_compensates_in_reverse_order(deployment, fail_at, expected):
-    seats, rooms = available(deployment, "flight", "NH101"), available(deployment, "hotel", "TOKYO-GRAND")
+    seats, rooms = on_sale(deployment, "NH101", "TOKYO-GRAND")
 
     outcome = book(deployment, booking(f"chaos-{fail_at}-0002", chaos={"fail_at": fail_at}))
 
     assert states(outcome) == expected
-    assert (available(deployment, "flight", "NH101"), available(deployment, "hotel", "TOKYO-GRAND")) == (seats, rooms)
+    assert on_sale(deployment, "NH101", "TOKYO-GRAND") == (seats, rooms)
     assert_nothing_held(deployment, f"chaos-{fail_at}-0002")
 
 
@@ -175,14 +171,14 @@ def test_a_compensation_that_keeps_failing_is_parked_in_the_dead_letter_queue(de
     assert parked["saga"]["booking_id"] == "stuck-0001"
     assert parked["saga"]["compensation_failure"]["Error"] == "ChaosFailure"
     # What an operator must still undo is exactly what the message says is left: the hotel and flight.
-    assert record(deployment, "hotel", "stuck-0001")["status"] == "RESERVED"
-    assert record(deployment, "flight", "stuck-0001")["status"] == "RESERVED"
-    assert record(deployment, "payment", "stuck-0001")["status"] == "CANCELLED"
+    assert deployment.ledger("hotel").record("stuck-0001")["status"] == "RESERVED"
+    assert deployment.ledger("flight").record("stuck-0001")["status"] == "RESERVED"
+    assert deployment.ledger("payment").record("stuck-0001")["status"] == "CANCELLED"
 
 
 def test_a_malformed_booking_fails_before_anything_is_written(deployment):
     trip = booking("malformed-0001", flight={"flight_id": "NH101", "seats": 0})
-    seats = available(deployment, "flight", "NH101")
+    seats = deployment.ledger("flight").available("NH101")
 
     outcome = book(deployment, trip)
 
@@ -190,9 +186,9 @@ def test_a_malformed_booking_fails_before_anything_is_written(deployment):
     failed = execution(deployment, outcome)
     assert failed["error"] == "InvalidBooking"
     assert "ReserveFlight: " in json.loads(failed["cause"])["errorMessage"]
-    assert available(deployment, "flight", "NH101") == seats
+    assert deployment.ledger("flight").available("NH101") == seats
     for service in ("flight", "hotel", "payment"):
-        assert record(deployment, service, "malformed-0001") is None
+        assert deployment.ledger(service).record("malformed-0001") is None
 
 
 def test_concurrent_bookings_never_oversell(deployment):
@@ -203,6 +199,6 @@ def test_concurrent_bookings_never_oversell(deployment):
     outcomes = [wait_for(deployment, booking_id, timeout=60) for booking_id in ids]
 
     assert sorted(outcome.verdict for outcome in outcomes) == ["compensated"] * 3 + ["confirmed"] * 2
-    assert available(deployment, "flight", "SMALL-1") == 0
-    held = [record(deployment, "flight", booking_id) for booking_id in ids]
+    assert deployment.ledger("flight").available("SMALL-1") == 0
+    held = [deployment.ledger("flight").record(booking_id) for booking_id in ids]
     assert sum(item is not None and item["status"] == "RESERVED" for item in held) == 2

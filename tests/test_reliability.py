@@ -121,17 +121,8 @@ def document(booking_id: str, scenario: Scenario, flight_id: str, hotel_id: str)
 
 
 def held(deployment, booking_id: str) -> dict[str, dict]:
-    records = {}
-    for service in SERVICES:
-        item = deployment.table(service).get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True)
-        if item.get("Item", {}).get("status") == "RESERVED":
-            records[service] = item["Item"]
-    return records
-
-
-def available(deployment, service: str, resource_id: str) -> int:
-    item = deployment.table(service).get_item(Key={"pk": f"inventory#{resource_id}"}, ConsistentRead=True)["Item"]
-    return int(item["available"])
+    records = {service: deployment.ledger(service).record(booking_id) for service in SERVICES}
+    return {service: record for service, record in records.items() if (record or {}).get("status") == "RESERVED"}
 
 
 def drain_dead_letters(deployment) -> list[dict]:
@@ -179,7 +170,10 @@ def test_every_fault_schedule_ends_confirmed_undone_or_parked(deployment, figure
         figures[f"outcome: {outcome.verdict}"] += 1
         count_faults(figures, scenario)
         records = held(deployment, booking_id)
-        seats_left, rooms_left = available(deployment, "flight", flight_id), available(deployment, "hotel", hotel_id)
+        seats_left, rooms_left = (
+            deployment.ledger("flight").available(flight_id),
+            deployment.ledger("hotel").available(hotel_id),
+        )
         parked = [message for message in drain_dead_letters(deployment) if message["saga"]["booking_id"] == booking_id]
         leaks = set(records) - model.held
         figures["leaks found"] += len(leaks)

@@ -35,11 +35,6 @@ def run_json(saga, *args: str) -> tuple[int, object]:
     return code, json.loads(out)
 
 
-def available(deployment, service: str, resource_id: str) -> int:
-    item = deployment.table(service).get_item(Key={"pk": f"inventory#{resource_id}"}, ConsistentRead=True)["Item"]
-    return int(item["available"])
-
-
 def test_book_and_wait_prints_the_path_and_exits_0_when_confirmed(saga):
     code, out, err = saga("book", "--booking-id", "cli-ok-1", "--wait")
 
@@ -60,15 +55,15 @@ def test_book_with_fail_at_exits_1_and_reports_the_compensations(saga, step):
 
 
 def test_book_uses_the_flags_for_the_booking(saga, deployment):
-    seats = available(deployment, "flight", "JL5")
+    seats = deployment.ledger("flight").available("JL5")
     code, outcome = run_json(
         saga, "book", "--booking-id", "cli-flags-1", "--flight", "JL5", "--seats", "4", "--hotel", "OSAKA-BAY",
         "--rooms", "2", "--amount", "1234.50", "--currency", "EUR", "--wait",
     )  # fmt: skip
 
     assert (code, outcome["verdict"]) == (0, "confirmed")
-    assert available(deployment, "flight", "JL5") == seats - 4
-    charge = deployment.table("payment").get_item(Key={"pk": "booking#cli-flags-1"})["Item"]
+    assert deployment.ledger("flight").available("JL5") == seats - 4
+    charge = deployment.ledger("payment").record("cli-flags-1")
     assert (str(charge["amount"]), charge["currency"]) == ("1234.5", "EUR")
 
 
@@ -173,7 +168,7 @@ def test_status_and_history_of_a_parked_compensation(saga):
 def test_replay_finishes_every_parked_compensation(saga, deployment):
     for booking_id, fail_at, fail_cancel in (("cli-parked-1", "payment", "hotel"), ("cli-parked-2", "hotel", "flight")):
         assert saga("book", "--booking-id", booking_id, "--fail-at", fail_at, "--fail-cancel", fail_cancel, "--wait")[0]
-    seats, rooms = available(deployment, "flight", "NH101"), available(deployment, "hotel", "TOKYO-GRAND")
+    seats, rooms = deployment.ledger("flight").available("NH101"), deployment.ledger("hotel").available("TOKYO-GRAND")
 
     code, replays = run_json(saga, "replay", "--limit", "100")
 
@@ -195,11 +190,11 @@ def test_replay_finishes_every_parked_compensation(saga, deployment):
     ]
     for booking_id in by_booking:
         for service in ("flight", "hotel", "payment"):
-            item = deployment.table(service).get_item(Key={"pk": f"booking#{booking_id}"}).get("Item")
+            item = deployment.ledger(service).record(booking_id)
             assert item is None or item["status"] == "CANCELLED", (booking_id, service)
     released = [cancel["step"] for replay in replays for cancel in replay["cancels"] if cancel["released"]]
-    assert available(deployment, "flight", "NH101") == seats + 2 * released.count("CancelFlight")  # 2 seats each
-    assert available(deployment, "hotel", "TOKYO-GRAND") == rooms + released.count("CancelHotel")
+    assert deployment.ledger("flight").available("NH101") == seats + 2 * released.count("CancelFlight")  # 2 seats each
+    assert deployment.ledger("hotel").available("TOKYO-GRAND") == rooms + released.count("CancelHotel")
     assert saga("replay")[1] == "the dead-letter queue is empty: no compensation is parked\n"
 
 
@@ -275,7 +270,7 @@ def test_seed_loads_a_catalog(saga, deployment, tmp_path):
     code, report = run_json(saga, "seed", str(catalog))
 
     assert (code, report["loaded"]) == (0, 1)
-    assert available(deployment, "flight", "CLI-1") == 5
+    assert deployment.ledger("flight").available("CLI-1") == 5
 
 
 def test_graph_is_drawn_from_the_deployed_definition_with_a_path(saga):
