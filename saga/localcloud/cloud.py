@@ -238,13 +238,12 @@ class LocalCloud:
         same version. (moto 5.2.5's CloudFormation does not attach Layers to functions at all, so
         nothing else reads the ARN.)
         """
-        lambda_client = self.client("lambda")
         for parameter in template.get("Parameters", {}).values():
             path = str(parameter.get("Default", ""))
             found = _POWERTOOLS_PARAMETER.fullmatch(path)
             if parameter.get("Type") != "AWS::SSM::Parameter::Value<String>" or not found:
                 continue
-            layer = lambda_client.publish_layer_version(
+            layer = self._lambda.publish_layer_version(
                 LayerName=f"AWSLambdaPowertoolsPythonV3-python{found['python'].replace('.', '')}-{found['arch']}",
                 Description=f"Local stand-in for Powertools for AWS Lambda (Python) {found['version']}",
                 Content={"ZipFile": _zip_text("README.txt", _POWERTOOLS_STAND_IN_NOTE)},
