@@ -357,9 +357,10 @@ def _accepted(response: ApiResponse, *expected: int) -> dict:
 def _status(args) -> int:
     deployment = _deployment(args)
     if args.api:
-        booking = _accepted(deployment.api().get(args.booking_id), 200, 404)
-        if "booking_id" not in booking:
-            raise UnknownBooking(booking.get("message", f"no booking {args.booking_id}"))
+        response = deployment.api().get(args.booking_id)
+        if response.status == 404:
+            raise UnknownBooking(response.body.get("message", f"no booking {args.booking_id}"))
+        booking = _accepted(response, 200)
     else:
         booking = outcome_of(deployment, args.booking_id).to_json()
     if args.json:
