@@ -1,25 +1,7 @@
 #!/usr/bin/env python3
-"""The CDK app. `cdk synth`/`cdk deploy` run it through cdk.json; tests and the local cloud call build_app()."""
+"""The CDK app's entry point: `cdk synth`/`cdk deploy` run it through cdk.json (the app is in stacks/app.py)."""
 
-import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
-
-from stacks.booking_saga import BookingSagaStack, SagaSettings
-
-
-def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App:
-    """The app with its one stack; cdk-nag's AwsSolutions checks make synth fail on any unacknowledged finding."""
-    app = cdk.App(context=context, outdir=outdir)
-    settings = SagaSettings.from_context(app.node)
-    BookingSagaStack(
-        app,
-        settings.stack_name,
-        settings=settings,
-        description="Trip-booking saga: flight, hotel and payment with reverse-order compensation",
-    )
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    return app
-
+from stacks.app import build_app
 
 if __name__ == "__main__":
     build_app().synth()

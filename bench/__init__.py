@@ -3,5 +3,3 @@
 Local speed of the saga on the embedded local cloud against moto's bare interpreter,
 AWS cost per million bookings counted from real executions, and the handlers' cold start.
 """
-
-import saga  # noqa: F401 - puts lambdas/ on sys.path, for the shared ledger and booking contract

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reservations import Ledger
+from booking_saga.ledger import Ledger
 from saga.deployment import DEFAULT_STACK, Deployment, find_deployment
 from saga.localcloud import LocalCloud
 

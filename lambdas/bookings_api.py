@@ -14,9 +14,9 @@ from functools import cache
 
 import boto3
 
-from booking import InvalidBooking, parse_booking, parse_booking_id
-from executions import DuplicateBooking, Outcome, UnknownBooking, outcome_of, start_booking
-from observability import logger, observed
+from booking_saga.contract import InvalidBooking, parse_booking, parse_booking_id
+from booking_saga.executions import DuplicateBooking, Outcome, UnknownBooking, outcome_of, start_booking
+from booking_saga.observability import logger, observed
 
 MAX_BODY_BYTES = 16 * 1024  # a booking is a few hundred bytes; Step Functions takes at most 256 KB of input
 

@@ -3,8 +3,8 @@
 import os
 from decimal import Decimal
 
-from booking import Booking, PaymentDeclined
-from saga_service import SagaService
+from booking_saga.contract import Booking, PaymentDeclined
+from booking_saga.service import SagaService
 
 
 def _authorize(booking: Booking) -> None:

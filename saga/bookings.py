@@ -10,8 +10,8 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-import executions
-from executions import DuplicateBooking, Outcome, UnknownBooking, verdict
+from booking_saga import executions
+from booking_saga.executions import DuplicateBooking, Outcome, UnknownBooking, verdict
 from saga.deployment import Deployment
 
 __all__ = ["DuplicateBooking", "Outcome", "Summary", "UnknownBooking", "outcome_of", "start_booking", "wait_for"]

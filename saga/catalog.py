@@ -7,8 +7,8 @@ local cloud and on AWS.
 import json
 from pathlib import Path
 
-from booking import InvalidBooking, parse_booking_id
-from reservations import Ledger
+from booking_saga.contract import InvalidBooking, parse_booking_id
+from booking_saga.ledger import Ledger
 from saga.deployment import Deployment
 
 SAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "sample.json"

@@ -8,7 +8,7 @@ room it took is back on sale.
 
 from dataclasses import dataclass
 
-from booking import SERVICES
+from booking_saga.contract import SERVICES
 from saga.bookings import Outcome, start_booking, wait_for
 from saga.deployment import Deployment
 

@@ -25,7 +25,7 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from booking import InvalidBooking, parse_booking
+from booking_saga.contract import InvalidBooking, parse_booking
 from saga.api import ApiError, ApiResponse
 from saga.bookings import DuplicateBooking, UnknownBooking, outcome_of, recent_bookings, start_booking, wait_for
 from saga.catalog import SAMPLE_CATALOG, InvalidCatalog, load_catalog, seed

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import ClientError
 
-from reservations import Ledger
+from booking_saga.ledger import Ledger
 from saga.api import BookingApi
 
 DEFAULT_STACK = "BookingSaga"

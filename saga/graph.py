@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from itertools import pairwise
 
-from executions import Step
+from booking_saga.executions import Step
 
 __all__ = ["GraphvizMissing", "render", "to_dot", "to_mermaid"]
 

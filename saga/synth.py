@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # where app.py and cdk.json live
@@ -15,7 +14,7 @@ class SynthError(RuntimeError):
 
 
 def synthesize(outdir: Path, context: dict | None = None) -> Path:
-    """Run app.py's build_app into ``outdir`` with cdk.json's context, as the CDK CLI would.
+    """Run the CDK app (``stacks.app.build_app``) into ``outdir`` with cdk.json's context, as the CDK CLI would.
 
     ``context`` adds to or overrides it, like ``cdk synth -c key=value``. The CDK's
     jsii runtime runs on Node.js, so that must be installed.
@@ -23,9 +22,7 @@ def synthesize(outdir: Path, context: dict | None = None) -> Path:
     if shutil.which("node") is None:
         raise SynthError("Node.js is not installed: the CDK needs it to synthesize the app (Node 20 or newer)")
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))  # the `saga` command may run from anywhere
-    from app import build_app  # loads aws-cdk-lib (a second or two), so only when needed
+    from stacks.app import build_app  # loads aws-cdk-lib (a second or two), so only when needed
 
     # The CLI records each resource's construct path, and API Gateway's deployment id hashes the API's resources
     # with their metadata: without it the deployment would get another logical id than `cdk deploy` gives it.

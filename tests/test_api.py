@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from executions import execution_arn_for
+from booking_saga.executions import execution_arn_for
 from saga.bookings import wait_for
 from tests.factories import booking
 

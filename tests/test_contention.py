@@ -1,7 +1,7 @@
 """200 bookings at once for 50 seats and 30 rooms: no oversell, and every loser fully undone."""
 
-from booking import SERVICES
-from reservations import Ledger
+from booking_saga.contract import SERVICES
+from booking_saga.ledger import Ledger
 from saga.bookings import start_booking, wait_for
 from tests.factories import booking
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from booking import FUNCTIONS, SERVICES
-from reservations import Ledger
+from booking_saga.contract import FUNCTIONS, SERVICES
+from booking_saga.ledger import Ledger
 from saga.bookings import start_booking, wait_for
 
 PAYMENT_LIMIT = 500_000  # the development stack's

@@ -7,9 +7,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import observability
-import saga_service
-from reservations import Ledger
+from booking_saga import observability
+from booking_saga import service as saga_service
+from booking_saga.ledger import Ledger
 
 TABLES = {"flight": "flights", "hotel": "hotels", "payment": "payments"}
 PAYMENT_LIMIT = 100_000

@@ -2,7 +2,14 @@
 
 import pytest
 
-from booking import BookingCancelled, ChaosFailure, InvalidBooking, PaymentDeclined, SoldOut, TransientFailure
+from booking_saga.contract import (
+    BookingCancelled,
+    ChaosFailure,
+    InvalidBooking,
+    PaymentDeclined,
+    SoldOut,
+    TransientFailure,
+)
 from tests.factories import booking
 from tests.lambdas.conftest import PAYMENT_LIMIT, TABLES
 

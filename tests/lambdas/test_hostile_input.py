@@ -28,8 +28,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import booking as contract
-from booking import BusinessError, InvalidBooking, PaymentDeclined, SoldOut, readable_name
+from booking_saga import contract
+from booking_saga.contract import BusinessError, InvalidBooking, PaymentDeclined, SoldOut, readable_name
 from tests.factories import booking
 from tests.lambdas.conftest import PAYMENT_LIMIT, TABLES
 

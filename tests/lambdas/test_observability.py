@@ -9,8 +9,8 @@ import json
 import pytest
 
 import flight
-import observability
-from booking import ChaosFailure, InvalidBooking
+from booking_saga import observability
+from booking_saga.contract import ChaosFailure, InvalidBooking
 from tests.factories import booking
 from tests.lambdas.conftest import NAMESPACE, TABLES, LambdaContext
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from executions import Step
+from booking_saga.executions import Step
 from saga.graph import GraphvizMissing, render, to_dot, to_mermaid
 from tests.stacks.definition import resolved_definition
 

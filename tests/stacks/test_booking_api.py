@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from jsonschema import Draft4Validator
 
-from booking import InvalidBooking, parse_booking
+from booking_saga.contract import InvalidBooking, parse_booking
 from tests.factories import booking
 from tests.lambdas.test_hostile_input import ANYTHING, VALID_DOCUMENTS
 

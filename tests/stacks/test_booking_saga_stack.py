@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Match, Template
 
-import booking
-from app import build_app
+from booking_saga import contract as booking
 from saga.synth import synthesize
-from stacks import booking_saga
-from stacks.booking_saga import POWERTOOLS_VERSION
+from stacks import booking_saga_stack as booking_saga
+from stacks.app import build_app
+from stacks.booking_saga_stack import POWERTOOLS_VERSION
 from tests.stacks.definition import function_logical_id, paths, placeholder_ref, resolved_definition
 
 RESERVES = ("ReserveFlight", "ReserveHotel", "ProcessPayment")

@@ -9,7 +9,7 @@ import pytest
 from aws_cdk import aws_sqs as sqs
 from cfnlint.api import lint
 
-from app import build_app
+from stacks.app import build_app
 from tests.stacks.definition import resolved_definition
 
 STATELINT = Path(sys.executable).parent / "statelint"

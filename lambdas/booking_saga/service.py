@@ -21,9 +21,17 @@ from functools import cache
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 
-from booking import Booking, BusinessError, Chaos, ChaosFailure, InvalidBooking, TransientFailure, parse_booking
-from observability import logger, metrics, observed
-from reservations import Hold, Ledger
+from booking_saga.contract import (
+    Booking,
+    BusinessError,
+    Chaos,
+    ChaosFailure,
+    InvalidBooking,
+    TransientFailure,
+    parse_booking,
+)
+from booking_saga.ledger import Hold, Ledger
+from booking_saga.observability import logger, metrics, observed
 
 
 @cache

@@ -14,7 +14,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from booking import BookingCancelled, SoldOut, TransientFailure
+from booking_saga.contract import BookingCancelled, SoldOut, TransientFailure
 
 RESERVED = "RESERVED"
 CANCELLED = "CANCELLED"

@@ -1,0 +1,20 @@
+"""The CDK app: what `cdk synth`/`cdk deploy` build (through the top-level app.py) and what tests synthesize."""
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.booking_saga_stack import BookingSagaStack, SagaSettings
+
+
+def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App:
+    """The app with its one stack; cdk-nag's AwsSolutions checks make synth fail on any unacknowledged finding."""
+    app = cdk.App(context=context, outdir=outdir)
+    settings = SagaSettings.from_context(app.node)
+    BookingSagaStack(
+        app,
+        settings.stack_name,
+        settings=settings,
+        description="Trip-booking saga: flight, hotel and payment with reverse-order compensation",
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
