@@ -49,6 +49,12 @@ def _environment(session: Session, module: str) -> dict[str, str]:
     }
 
 
+def _event(module: str, booking_id: str) -> dict:
+    """What the state machine sends the reserve step."""
+    execution = f"arn:aws:states:us-east-1:123456789012:execution:Cold:{booking_id}"
+    return {"step": _STEPS[module], "execution": execution, "booking": booking(booking_id)}
+
+
 def _probe(code_dir: Path, module: str, environment: dict[str, str], event: dict | None) -> dict:
     command = [sys.executable, "-I", "-B", str(PROBE), str(code_dir), module]
     if event is not None:
@@ -69,10 +75,7 @@ def measure(session: Session, assembly: Path, runs: int, progress: Callable[[str
     for module in MODULES:
         progress(f"cold start: {module}, {runs} fresh interpreters")
         environment = _environment(session, module)
-        samples = [
-            _probe(code_dir, module, environment, {"step": _STEPS[module], "booking": booking(f"cold-{module}-{run}")})
-            for run in range(runs)
-        ]
+        samples = [_probe(code_dir, module, environment, _event(module, f"cold-{module}-{run}")) for run in range(runs)]
         modules[module] = {
             name: statistics.median(sample[name] for sample in samples)
             for name in ("import_ms", "first_invoke_ms", "rss_after_import_mb", "peak_rss_mb")

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from booking_saga.executions import start_booking
 from booking_saga.ledger import Ledger
+from booking_saga.services import reference_trip
 from saga.deployment import DEFAULT_STACK, Deployment, find_deployment
 from saga.localcloud import LocalCloud
 
@@ -47,13 +49,10 @@ class Finishes:
 
 
 def booking(booking_id: str, chaos: dict | None = None) -> dict:
-    """A one-seat, one-room trip on the benchmark's own flight and hotel (tests/factories.py's shape)."""
-    document = {
-        "booking_id": booking_id,
-        "customer_id": "c-bench",
+    """The reference trip, for one seat and one room on the benchmark's own flight and hotel."""
+    document = reference_trip(booking_id) | {
         "flight": {"flight_id": FLIGHT, "seats": 1},
         "hotel": {"hotel_id": HOTEL, "rooms": 1},
-        "payment": {"amount": 84000, "currency": "JPY"},
     }
     return document | ({"chaos": chaos} if chaos else {})
 
@@ -67,14 +66,12 @@ class Session:
     assembly: Path
 
     def book(self, document: dict) -> tuple[float, str]:
-        """Start the saga and wait for its end: (seconds from the start request to the end, execution ARN).
-
-        The same StartExecution as ``saga.bookings.start_booking``, through a client made once.
-        """
+        """Accept the booking and start the saga, as ``saga.bookings.start_booking`` does, and wait for its end:
+        (seconds from the start request to the end, execution ARN)."""
         started = time.perf_counter()
-        arn = self.stepfunctions.start_execution(
-            stateMachineArn=self.deployment.state_machine_arn, name=document["booking_id"], input=json.dumps(document)
-        )["executionArn"]
+        arn = start_booking(
+            self.stepfunctions, self.deployment.registry(), self.deployment.state_machine_arn, document
+        ).execution_arn
         return self.finishes.wait(arn) - started, arn
 
     def lambda_billing(self) -> dict:

@@ -1,8 +1,8 @@
 """Flight service: reserve and cancel seats on a flight."""
 
-from booking_saga.ledger import Hold
 from booking_saga.service import SagaService
+from booking_saga.services import service_named
 
-service = SagaService("flight", hold=lambda booking: Hold(booking.flight_id, booking.seats))
+service = SagaService(service_named("flight"))
 reserve = service.reserve
 cancel = service.cancel

@@ -1,8 +1,8 @@
 """Hotel service: reserve and cancel rooms in a hotel."""
 
-from booking_saga.ledger import Hold
 from booking_saga.service import SagaService
+from booking_saga.services import service_named
 
-service = SagaService("hotel", hold=lambda booking: Hold(booking.hotel_id, booking.rooms))
+service = SagaService(service_named("hotel"))
 reserve = service.reserve
 cancel = service.cancel

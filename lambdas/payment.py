@@ -1,22 +1,17 @@
-"""Payment service: charge the booking (declined above ``PAYMENT_LIMIT``) and refund it."""
+"""Payment service: charge the booking (declined above its currency's payment limit) and refund it."""
 
-import os
-from decimal import Decimal
-
-from booking_saga.contract import Booking, PaymentDeclined
+from booking_saga.contract import Booking, Contract, PaymentDeclined
 from booking_saga.service import SagaService
+from booking_saga.services import service_named
 
 
-def _authorize(booking: Booking) -> None:
-    limit = Decimal(os.environ["PAYMENT_LIMIT"])
-    if booking.amount > limit:
-        raise PaymentDeclined(f"{booking.amount} {booking.currency} is above the card limit of {limit}")
+def _authorize(booking: Booking, contract: Contract) -> None:
+    payment = booking.section("payment")
+    limit = contract.currencies[payment["currency"]].payment_limit
+    if payment["amount"] > limit:
+        raise PaymentDeclined(f"{payment['amount']} {payment['currency']} is above the card limit of {limit}")
 
 
-service = SagaService(
-    "payment",
-    details=lambda booking: {"amount": booking.amount, "currency": booking.currency},
-    admit=_authorize,
-)
+service = SagaService(service_named("payment"), admit=_authorize)
 reserve = service.reserve
 cancel = service.cancel

@@ -42,9 +42,11 @@ class Summary:
         }
 
 
-def start_booking(deployment: Deployment, booking: dict) -> str:
-    """Start the saga in this deployment (see ``executions.start_booking``)."""
-    return executions.start_booking(deployment.client("stepfunctions"), deployment.state_machine_arn, booking)
+def start_booking(deployment: Deployment, booking: dict) -> executions.Started:
+    """Accept the booking and start its saga in this deployment (see ``executions.start_booking``)."""
+    return executions.start_booking(
+        deployment.client("stepfunctions"), deployment.registry(), deployment.state_machine_arn, booking
+    )
 
 
 def outcome_of(deployment: Deployment, booking_id: str) -> Outcome:

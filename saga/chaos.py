@@ -8,11 +8,11 @@ room it took is back on sale.
 
 from dataclasses import dataclass
 
-from booking_saga.contract import SERVICES
+from booking_saga.services import SERVICES
 from saga.bookings import Outcome, start_booking, wait_for
 from saga.deployment import Deployment
 
-FAIL_AT = SERVICES  # any step can be forced to fail: the contract's chaos.fail_at takes each service
+FAIL_AT = tuple(service.name for service in SERVICES)  # the contract's chaos.fail_at takes each service
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,10 @@ def _held(deployment: Deployment, booking_id: str) -> list[str]:
 
 
 def _available(deployment: Deployment, booking: dict) -> dict[str, int | None]:
-    """Seats left on the booking's flight and rooms left in its hotel."""
-    resources = {"flight": booking["flight"]["flight_id"], "hotel": booking["hotel"]["hotel_id"]}
+    """What is left of each resource the booking takes from: seats on its flight, rooms in its hotel."""
+    resources = {
+        service.name: booking[service.name][service.capacity.resource] for service in SERVICES if service.capacity
+    }
     return {
         f"{service} {resource_id}": deployment.ledger(service).available(resource_id)
         for service, resource_id in resources.items()

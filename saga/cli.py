@@ -25,7 +25,8 @@ from botocore.exceptions import (
     ProfileNotFound,
 )
 
-from booking_saga.contract import InvalidBooking, parse_booking
+from booking_saga.contract import InvalidBooking, parse_booking_id
+from booking_saga.services import SERVICES, reference_trip
 from saga.api import ApiError, ApiResponse
 from saga.bookings import DuplicateBooking, UnknownBooking, outcome_of, recent_bookings, start_booking, wait_for
 from saga.catalog import SAMPLE_CATALOG, InvalidCatalog, load_catalog, seed
@@ -35,15 +36,6 @@ from saga.output import VERDICT_STYLES, Printer
 from saga.recovery import replay_dead_letters
 
 DEFAULT_PORT = 4599
-EXAMPLE = {  # the README's booking, the default for every field `saga book` is not given
-    "customer_id": "c-42",
-    "flight_id": "NH101",
-    "seats": 2,
-    "hotel_id": "TOKYO-GRAND",
-    "rooms": 1,
-    "amount": 84000,
-    "currency": "JPY",
-}
 
 
 API_HELP = "go through the stack's HTTP API (IAM-signed requests) rather than Step Functions"
@@ -129,14 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     seed_command.set_defaults(run=_seed)
 
     book = commands.add_parser("book", parents=[target, reporting], help="book a trip (start one saga)")
-    book.add_argument("--booking-id", help="the idempotency key (default: a new trip-… id)")
-    book.add_argument("--customer-id", default=EXAMPLE["customer_id"])
-    book.add_argument("--flight", dest="flight_id", default=EXAMPLE["flight_id"], help="flight id")
-    book.add_argument("--seats", type=int, default=EXAMPLE["seats"])
-    book.add_argument("--hotel", dest="hotel_id", default=EXAMPLE["hotel_id"], help="hotel id")
-    book.add_argument("--rooms", type=int, default=EXAMPLE["rooms"])
-    book.add_argument("--amount", type=_amount, default=EXAMPLE["amount"])
-    book.add_argument("--currency", default=EXAMPLE["currency"])
+    book.add_argument("--booking-id", help="the idempotency key, used once (default: a new trip-… id)")
+    _add_trip_flags(book)
     book.add_argument("--fail-at", choices=FAIL_AT, help="chaos: force this reserve step to fail")
     book.add_argument("--fail-cancel", choices=FAIL_AT, help="chaos: force this service's cancel to fail")
     book.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 unless confirmed")
@@ -172,12 +158,39 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--limit", type=int, default=10, help="at most this many messages (default: %(default)s)")
     replay.set_defaults(run=_replay)
 
+    audit_command = commands.add_parser(
+        "audit",
+        parents=[target, reporting],
+        help="check the tables against the executions: stock balances, no leaked holds; exit 1 on drift",
+    )
+    audit_command.set_defaults(run=_audit)
+
     graph = commands.add_parser("graph", parents=[target], help="the state machine as a diagram, with a booking's path")
     graph.add_argument("booking_id", nargs="?", help="highlight this booking's path")
     graph.add_argument("--format", choices=("mermaid", "svg", "png"), default="mermaid")
     graph.add_argument("--output", type=Path, help="write to FILE (svg and png need one unless piped)")
     graph.set_defaults(run=_graph)
     return parser
+
+
+_FLAG_TYPES = {"id": str, "units": int, "currency": str}  # and amounts, parsed by _amount
+
+
+def _add_trip_flags(book: argparse.ArgumentParser) -> None:
+    """A flag for every field of the booking, defaulting to the reference trip's: ``--customer-id``, then per
+    service its id field as ``--<service>`` (``--flight NH101``) and its other fields by name (``--seats 2``)."""
+    trip = reference_trip("")
+    book.add_argument("--customer-id", default=trip["customer_id"])
+    for service in SERVICES:
+        for name, kind in service.fields.items():
+            flag = f"--{service.name}" if kind == "id" else f"--{name.replace('_', '-')}"
+            book.add_argument(
+                flag,
+                dest=f"{service.name}.{name}",
+                type=_FLAG_TYPES.get(kind, _amount),
+                default=trip[service.name][name],
+                help=f"{service.name}.{name} (default: %(default)s)",
+            )
 
 
 def _positive_float(text: str) -> float:
@@ -237,7 +250,7 @@ def _local_up(args) -> int:
                 with printer.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
                     outputs = cloud.deploy(assembly, DEFAULT_STACK)
                 deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
-                count = seed(deployment, catalog)
+                count = len(seed(deployment, catalog).changes)
                 stop = threading.Event()
                 for signal_number in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: background jobs ignore it
                     signal.signal(signal_number, lambda *_: stop.set())
@@ -276,43 +289,52 @@ def _announce(args, printer: Printer, deployment, outputs: dict, count: int) -> 
 
 def _seed(args) -> int:
     catalog = load_catalog(args.catalog)
-    count = seed(_deployment(args), catalog)
+    loaded = seed(_deployment(args), catalog)
     if args.json:
-        _emit({"stack": args.stack, "catalog": str(args.catalog), "loaded": count})
+        _emit({"stack": args.stack, "catalog": str(args.catalog), **loaded.to_json()})
     else:
-        print(f"loaded {count} inventory items from {args.catalog} into {args.stack}")
+        print(f"loaded {len(loaded.changes)} inventory items from {args.catalog} into {args.stack}: {loaded.summary()}")
     return 0
 
 
-def _trip(booking_id: str, fields: dict) -> dict:
-    """A booking document from flat fields named as EXAMPLE's (and `saga book`'s flags)."""
-    return {
-        "booking_id": booking_id,
-        "customer_id": fields["customer_id"],
-        "flight": {"flight_id": fields["flight_id"], "seats": fields["seats"]},
-        "hotel": {"hotel_id": fields["hotel_id"], "rooms": fields["rooms"]},
-        "payment": {"amount": fields["amount"], "currency": fields["currency"]},
-    }
-
-
-def _booking_from(args) -> dict:
-    document = _trip(args.booking_id or f"trip-{secrets.token_hex(4)}", vars(args))
+def _booking_from(args, deployment) -> dict:
+    """The booking the flags describe, checked against the deployment's contract before anything starts."""
+    document = {"booking_id": _booking_id(args, "trip"), "customer_id": args.customer_id}
+    for service in SERVICES:
+        document[service.name] = {name: getattr(args, f"{service.name}.{name}") for name in service.fields}
     chaos = {key: value for key, value in (("fail_at", args.fail_at), ("fail_cancel", args.fail_cancel)) if value}
     if chaos:
+        _require_chaos(args, deployment)
         document["chaos"] = chaos
-    parse_booking(document)  # the edge: a bad booking is refused here, before an execution starts
+    deployment.contract.parse(document)
     return document
 
 
+def _booking_id(args, prefix: str) -> str:
+    """The --booking-id given (an empty or malformed one is refused), or a new one."""
+    if args.booking_id is None:
+        return f"{prefix}-{secrets.token_hex(4)}"
+    return parse_booking_id(args.booking_id)
+
+
+def _require_chaos(args, deployment) -> None:
+    if not deployment.contract.chaos_enabled:
+        raise Failure(f"chaos is off in stack {args.stack}: it would book a real trip; nothing was booked")
+
+
 def _book(args) -> int:
-    document = _booking_from(args)
+    if args.booking_id is not None:
+        parse_booking_id(args.booking_id)  # before looking for the stack
     deployment = _deployment(args)
+    document = _booking_from(args, deployment)
     if args.api:
         return _book_through_api(args, deployment, document)
-    execution_arn = start_booking(deployment, document)
+    started = start_booking(deployment, document)
+    if not started.accepted:
+        _printer(args).line(f"booking {started.booking_id} already exists with these details: nothing new started")
     if not args.wait:
         if args.json:
-            _emit({"booking_id": document["booking_id"], "execution_arn": execution_arn, "verdict": "running"})
+            _emit({"booking_id": started.booking_id, "execution_arn": started.execution_arn, "verdict": "running"})
         else:
             print(f"started booking {document['booking_id']}: saga status {document['booking_id']}")
         return 0
@@ -428,10 +450,10 @@ def _duration(summary) -> str:
 
 
 def _chaos(args) -> int:
+    booking_id = _booking_id(args, f"chaos-{args.fail_at}")  # a bad one is refused before anything starts
     deployment = _deployment(args)
-    booking_id = args.booking_id or f"chaos-{args.fail_at}-{secrets.token_hex(4)}"
-    document = _trip(booking_id, EXAMPLE)
-    parse_booking(document)  # a bad --booking-id is refused here, before an execution starts
+    _require_chaos(args, deployment)
+    document = reference_trip(booking_id)
     printer = _printer(args)
     with printer.progress(f"Booking {booking_id}, forced to fail at {args.fail_at}"):
         report = run_chaos(deployment, document, args.fail_at, timeout=args.timeout)
@@ -464,6 +486,39 @@ def _replay(args) -> int:
             else:
                 printer.line(f"{printer.paint('✗', 'fail')} {replay.booking_id}: still parked, {replay.error}")
     return 0 if all(replay.finished for replay in replays) else 1
+
+
+def _audit(args) -> int:
+    from saga.audit import audit
+
+    deployment = _deployment(args)
+    with _printer(args).progress(f"Auditing {args.stack}"):
+        report = audit(deployment)
+    if args.json:
+        _emit(report.to_json())
+        return 0 if report.clean else 1
+    printer = _printer(args)
+    printer.table(
+        ["service", "resource", "capacity", "held", "available", "balanced"],
+        [
+            (s.service, s.resource_id, s.capacity, s.held, s.available, "yes" if s.balanced else "NO")
+            for s in report.stocks
+        ],
+        ["fail" if not s.balanced else None for s in report.stocks],
+    )
+    printer.line(
+        f"{report.reserved} reservations held, each by a running or confirmed execution unless listed below; "
+        f"{report.confirmed} confirmed bookings checked"
+    )
+    if report.parked:
+        printer.line(f"{len(report.parked)} held by bookings parked for a person (saga replay finishes them)")
+    if report.unverified:
+        printer.line(f"{len(report.unverified)} held by executions Step Functions no longer keeps (not checked)")
+    for drift in report.drift:
+        printer.line(printer.paint(f"  ✗ {drift.check}: {drift.service} {drift.subject}: {drift.detail}", "fail"))
+    verdict = "CLEAN: every promise holds" if report.clean else f"DRIFT: {len(report.drift)} broken"
+    printer.line(f"Audit {printer.paint(verdict, 'ok' if report.clean else 'fail')}")
+    return 0 if report.clean else 1
 
 
 def _graph(args) -> int:

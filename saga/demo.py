@@ -9,6 +9,7 @@ with the tables before and after.
 import tempfile
 from pathlib import Path
 
+from booking_saga.services import reference_trip
 from saga.bookings import Outcome, start_booking, wait_for
 from saga.catalog import SAMPLE_CATALOG, load_catalog, seed
 from saga.deployment import DEFAULT_STACK, find_deployment
@@ -16,12 +17,6 @@ from saga.localcloud import LocalCloud
 from saga.output import Printer
 from saga.synth import synthesize
 
-TRIP = {
-    "customer_id": "c-42",
-    "flight": {"flight_id": "NH101", "seats": 2},
-    "hotel": {"hotel_id": "TOKYO-GRAND", "rooms": 1},
-    "payment": {"amount": 84000, "currency": "JPY"},
-}
 BOOKINGS = (
     ("trip-0001", {}, "a trip that is confirmed"),
     ("trip-0002", {"chaos": {"fail_at": "payment"}}, "a trip forced to fail at payment"),
@@ -37,15 +32,15 @@ def run_demo(printer: Printer) -> list[Outcome]:
             with printer.progress(f"Deploying {DEFAULT_STACK} into the local cloud at {cloud.endpoint_url}"):
                 cloud.deploy(assembly, DEFAULT_STACK)
             deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
-            count = seed(deployment, load_catalog(SAMPLE_CATALOG))
-            printer.line(f"Loaded {count} flights and hotels from {SAMPLE_CATALOG.name}")
+            loaded = seed(deployment, load_catalog(SAMPLE_CATALOG))
+            printer.line(f"Loaded {len(loaded.changes)} flights and hotels from {SAMPLE_CATALOG.name}")
             printer.line()
             printer.tables(deployment, "Tables before")
             outcomes = []
             for booking_id, extra, title in BOOKINGS:
                 printer.line()
                 printer.line(printer.paint(f"Booking {booking_id}: {title}", "bold"))
-                start_booking(deployment, {"booking_id": booking_id, **TRIP, **extra})
+                start_booking(deployment, reference_trip(booking_id) | extra)
                 outcome = wait_for(deployment, booking_id)
                 printer.outcome(outcome)
                 outcomes.append(outcome)

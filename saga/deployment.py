@@ -2,17 +2,30 @@
 
 import json
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from booking_saga.contract import Contract
+from booking_saga.executions import BookingRegistry
 from booking_saga.ledger import Ledger
+from booking_saga.services import SERVICES
 from saga.api import BookingApi
 
 DEFAULT_STACK = "BookingSaga"
 LOCAL_REGION = "us-east-1"
-TABLE_OUTPUTS = {"flight": "FlightsTable", "hotel": "HotelsTable", "payment": "PaymentsTable"}  # service: output
+TABLE_OUTPUTS = {service.name: service.table_output for service in SERVICES}
+OUTPUTS = (
+    "StateMachineArn",
+    "DeadLetterQueueUrl",
+    "ApiUrl",
+    "BookingsTable",
+    "BookingContract",
+    *TABLE_OUTPUTS.values(),
+)
 # Where a local cloud serves a REST API: <endpoint>/_aws/execute-api/<api id>/<stage>/
 LOCAL_API_PREFIX = "/_aws/execute-api/"
 _AWS_API_URL = re.compile(r"https://(?P<api>\w+)\.execute-api\.[\w-]+\.amazonaws\.com(?:\.cn)?/(?P<stage>[^/]+)/")
@@ -30,11 +43,19 @@ class Deployment:
     endpoint_url: str | None
     state_machine_arn: str
     tables: dict[str, str]  # service name -> table name
+    bookings_table: str  # every booking id accepted (see ``BookingRegistry``)
     dead_letter_queue_url: str
     api_url: str  # the booking HTTP API, as this deployment's callers reach it
+    contract: Contract  # what the stack accepts (its BookingContract output)
+    _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    _creating: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     def client(self, service: str):
-        return self.session.client(service, endpoint_url=self.endpoint_url)
+        """One boto3 client per AWS service, made on first use (clients are thread-safe; sessions are not)."""
+        with self._creating:
+            if service not in self._clients:
+                self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url)
+            return self._clients[service]
 
     def definition(self) -> dict:
         """The state machine's definition as deployed (resolved ARNs), the one source for what runs."""
@@ -46,7 +67,17 @@ class Deployment:
         return BookingApi(self.api_url, self.session)
 
     def table(self, service: str):
-        return self.session.resource("dynamodb", endpoint_url=self.endpoint_url).Table(self.tables[service])
+        return self._table(self.tables[service])
+
+    def registry(self) -> BookingRegistry:
+        """The bookings table: every booking id accepted, with its details' fingerprint and execution."""
+        return BookingRegistry(self._table(self.bookings_table))
+
+    def _table(self, name: str):
+        with self._creating:
+            if "dynamodb-resource" not in self._clients:
+                self._clients["dynamodb-resource"] = self.session.resource("dynamodb", endpoint_url=self.endpoint_url)
+            return self._clients["dynamodb-resource"].Table(name)
 
     def ledger(self, service: str) -> Ledger:
         """The service's reservations and inventory, read and written as its Lambdas do."""
@@ -78,7 +109,7 @@ def find_deployment(
             raise SagaNotFound(f"stack {stack_name} is not deployed at {where}") from None
         raise
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-    missing = sorted({"StateMachineArn", "DeadLetterQueueUrl", "ApiUrl", *TABLE_OUTPUTS.values()} - outputs.keys())
+    missing = sorted(set(OUTPUTS) - outputs.keys())
     if missing:
         raise SagaNotFound(f"stack {stack_name} is not a booking saga: it has no output {', '.join(missing)}")
     return Deployment(
@@ -86,8 +117,10 @@ def find_deployment(
         endpoint_url=endpoint_url,
         state_machine_arn=outputs["StateMachineArn"],
         tables={service: outputs[output] for service, output in TABLE_OUTPUTS.items()},
+        bookings_table=outputs["BookingsTable"],
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
         api_url=local_api_url(endpoint_url, outputs["ApiUrl"]) if endpoint_url else outputs["ApiUrl"],
+        contract=Contract.from_json(json.loads(outputs["BookingContract"])),
     )
 
 

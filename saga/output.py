@@ -5,12 +5,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from booking_saga.services import SERVICES
 from saga.bookings import Outcome
 from saga.deployment import Deployment
 
 _COLOURS = {"ok": "32", "fail": "31", "undo": "33", "dim": "2", "bold": "1"}
 VERDICT_STYLES = {"confirmed": "ok", "compensated": "undo", "running": "dim"}  # anything else: "fail"
-SERVICES = ("flight", "hotel", "payment")
 
 
 class Printer:
@@ -83,17 +83,4 @@ class Printer:
 
 def table_contents(deployment: Deployment) -> dict[str, tuple[list[dict], list[dict]]]:
     """Per service: inventory items by id, booking records by booking id (consistent reads)."""
-    contents = {}
-    for service in SERVICES:
-        table = deployment.table(service)
-        items, page = [], {"ConsistentRead": True}
-        while True:
-            response = table.scan(**page)
-            items += response["Items"]
-            if "LastEvaluatedKey" not in response:
-                break
-            page["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        stock = sorted((i for i in items if i["pk"].startswith("inventory#")), key=lambda i: i["resource_id"])
-        bookings = sorted((i for i in items if i["pk"].startswith("booking#")), key=lambda i: i["booking_id"])
-        contents[service] = (stock, bookings)
-    return contents
+    return {service.name: deployment.ledger(service.name).contents() for service in SERVICES}

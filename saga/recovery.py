@@ -3,9 +3,10 @@
 A booking ends in ``CompensationFailed`` when a cancel still failed after its
 retries; its message in the dead-letter queue names the execution. Once the
 cause is fixed, replaying runs every cancel of the saga again, in the deployed
-definition's reverse order, with the execution's input (its chaos section
-removed). Cancels are idempotent, so those that already ran are no-ops. The
-message is deleted only when every cancel succeeded.
+definition's reverse order, for the same execution (the owner of what it
+reserved) and with its input (its chaos section removed). Cancels are
+idempotent, so those that already ran are no-ops. The message is deleted only
+when every cancel succeeded.
 """
 
 import json
@@ -80,7 +81,8 @@ def _replay(deployment: Deployment, stepfunctions, cancels: list[tuple[str, str]
     replay = Replay(str(booking.get("booking_id")), execution_arn)
     lambda_ = deployment.client("lambda")
     for state, function in cancels:
-        response = lambda_.invoke(FunctionName=function, Payload=json.dumps({"step": state, "booking": booking}))
+        payload = {"step": state, "execution": execution_arn, "booking": booking}  # as the state machine sends it
+        response = lambda_.invoke(FunctionName=function, Payload=json.dumps(payload))
         result = json.loads(response["Payload"].read() or "null")
         if "FunctionError" in response:
             replay.error = f"{state}: {result.get('errorType')}: {result.get('errorMessage')}"

@@ -1,9 +1,10 @@
 """The booking HTTP API: API Gateway in front of one Lambda, IAM-authorized, with the body checked at the gate.
 
-``POST /bookings`` and ``GET /bookings/{booking_id}``. The request model is a
-JSON schema of the booking's shape, so API Gateway answers a malformed body with
-a 400 before anything runs; the Lambda then checks the whole contract (the same
-code every saga step runs), since a schema cannot say everything.
+``POST /bookings`` and ``GET /bookings/{booking_id}``. The request model is the
+contract's JSON schema of the booking (``Contract.json_schema``), so API Gateway
+answers a malformed body with a 400 before anything runs; the Lambda then checks
+the whole contract (the same code every saga step runs), since a schema cannot
+say everything.
 """
 
 from aws_cdk import Acknowledgment, RemovalPolicy, Validations
@@ -13,44 +14,38 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 STAGE = "v1"
-_ID = apigateway.JsonSchema(type=apigateway.JsonSchemaType.STRING, pattern="^[A-Za-z0-9_-]{1,64}$")
-_UNITS = apigateway.JsonSchema(type=apigateway.JsonSchemaType.INTEGER, minimum=1, maximum=9)
+# JSON schema keywords as aws_apigateway.JsonSchema names them
+_KEYWORDS = {
+    "$schema": "schema",
+    "additionalProperties": "additional_properties",
+    "exclusiveMinimum": "exclusive_minimum",
+}
 
 
-def _section(**properties: apigateway.JsonSchema) -> apigateway.JsonSchema:
-    return apigateway.JsonSchema(
-        type=apigateway.JsonSchemaType.OBJECT,
-        required=list(properties),
-        additional_properties=False,
-        properties=properties,
-    )
-
-
-BOOKING_SCHEMA = apigateway.JsonSchema(
-    schema=apigateway.JsonSchemaVersion.DRAFT4,
-    title="Booking",
-    type=apigateway.JsonSchemaType.OBJECT,
-    required=["booking_id", "customer_id", "flight", "hotel", "payment"],
-    additional_properties=False,
-    properties={
-        "booking_id": _ID,
-        "customer_id": _ID,
-        "flight": _section(flight_id=_ID, seats=_UNITS),
-        "hotel": _section(hotel_id=_ID, rooms=_UNITS),
-        "payment": _section(
-            amount=apigateway.JsonSchema(
-                type=apigateway.JsonSchemaType.NUMBER, minimum=0, exclusive_minimum=True, maximum=1_000_000_000
-            ),
-            currency=apigateway.JsonSchema(type=apigateway.JsonSchemaType.STRING, pattern="^[A-Z]{3}$"),
-        ),
-        # honoured only where the stack enables chaos; the Lambda checks its contents
-        "chaos": apigateway.JsonSchema(type=[apigateway.JsonSchemaType.OBJECT, apigateway.JsonSchemaType.NULL]),
-    },
-)
+def json_schema(document: dict) -> apigateway.JsonSchema:
+    """A JSON schema document (the contract's) as the CDK's model schema."""
+    values = {}
+    for key, value in document.items():
+        if key == "type":
+            value = apigateway.JsonSchemaType[value.upper()]
+        elif key == "$schema":
+            value = apigateway.JsonSchemaVersion.DRAFT4
+        elif key == "properties":
+            value = {name: json_schema(schema) for name, schema in value.items()}
+        values[_KEYWORDS.get(key, key)] = value
+    return apigateway.JsonSchema(**values)
 
 
 class BookingApi(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, handler: lambda_.IFunction, removal: RemovalPolicy):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: lambda_.IFunction,
+        schema: dict,
+        removal: RemovalPolicy,
+    ):
         super().__init__(scope, construct_id)
         access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
         self.api = apigateway.RestApi(
@@ -97,7 +92,7 @@ class BookingApi(Construct):
         bookings.add_method(
             "POST",
             integration,
-            request_models={"application/json": self.api.add_model("Booking", schema=BOOKING_SCHEMA)},
+            request_models={"application/json": self.api.add_model("Booking", schema=json_schema(schema))},
             request_validator=validator,
         )
         bookings.add_resource("{booking_id}").add_method(

@@ -2,6 +2,7 @@
 orchestrated by a Step Functions state machine that compensates in reverse order."""
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from booking_saga.contract import DEFAULT_PAYMENT_LIMITS, ENVIRONMENT_VARIABLE, Contract
+from booking_saga.services import SERVICES
 from stacks.alarms import SagaAlarms
 from stacks.booking_api import BookingApi
 from stacks.saga_chain import COMPENSATION_FAILURE_PATH, FAILURE_PATH, Saga, SagaStep
@@ -36,24 +39,9 @@ POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.13/{
 EXECUTION_TIMEOUT = Duration.minutes(30)
 
 _CANCEL_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
-
-
-@dataclass(frozen=True)
-class Service:
-    """One saga step's service: what its states are called and what its Lambdas may do."""
-
-    name: str
-    table_id: str
-    reserve_state: str
-    cancel_state: str
-    reserve_actions: tuple[str, ...]
-
-
-SERVICES = (
-    Service("flight", "Flights", "ReserveFlight", "CancelFlight", ("dynamodb:PutItem", "dynamodb:UpdateItem")),
-    Service("hotel", "Hotels", "ReserveHotel", "CancelHotel", ("dynamodb:PutItem", "dynamodb:UpdateItem")),
-    Service("payment", "Payments", "ProcessPayment", "RefundPayment", ("dynamodb:PutItem",)),
-)
+# Development stages: chaos may be on, and their data goes with the stack. Every other stage is protected.
+DEVELOPMENT_STAGES = ("dev", "test")
+DEVELOPMENT_PREFIX = "dev-"  # dev-alice, dev-ci, ...
 
 
 @dataclass(frozen=True)
@@ -62,7 +50,7 @@ class SagaSettings:
 
     stage: str = "dev"
     chaos_enabled: bool = True
-    payment_limit: int = 500_000
+    payment_limits: tuple[tuple[str, int | str], ...] = tuple(DEFAULT_PAYMENT_LIMITS.items())
     log_level: str = "ERROR"  # what the state machine logs: ALL, ERROR, FATAL or OFF
 
     @property
@@ -70,22 +58,46 @@ class SagaSettings:
         return "BookingSaga" if self.stage == "dev" else f"BookingSaga-{self.stage}"
 
     @property
-    def is_production(self) -> bool:
-        return "prod" in self.stage.lower()
+    def is_protected(self) -> bool:
+        """Only an explicitly named development stage is unprotected: ``prd``, ``live`` or a typo are protected."""
+        return not is_development_stage(self.stage)
+
+    @property
+    def contract(self) -> Contract:
+        return Contract.with_limits(dict(self.payment_limits), self.chaos_enabled)
 
     @classmethod
     def from_context(cls, node) -> "SagaSettings":
-        stage = str(node.try_get_context("stage") or "dev")
+        stage = _stage(node.try_get_context("stage") or "dev")
         chaos = node.try_get_context("chaos")
         settings = cls(
             stage=stage,
-            chaos_enabled=("prod" not in stage.lower()) if chaos is None else _flag(chaos, "chaos"),
-            payment_limit=_positive_int(node.try_get_context("payment_limit") or cls.payment_limit, "payment_limit"),
+            chaos_enabled=is_development_stage(stage) if chaos is None else _flag(chaos, "chaos"),
+            payment_limits=_payment_limits(node.try_get_context("payment_limits") or DEFAULT_PAYMENT_LIMITS),
             log_level=_log_level(node.try_get_context("log_level") or cls.log_level),
         )
-        if settings.is_production and settings.chaos_enabled:
-            raise ValueError(f"chaos cannot be enabled on the production stage {stage!r}")
+        if settings.is_protected and settings.chaos_enabled:
+            raise ValueError(
+                f"chaos cannot be enabled on the protected stage {stage!r} "
+                f"(development stages: {', '.join(DEVELOPMENT_STAGES)}, {DEVELOPMENT_PREFIX}<name>)"
+            )
+        try:
+            settings.contract  # noqa: B018 - refuses unknown currencies and bad limits at synth
+        except ValueError as error:
+            raise ValueError(f"context payment_limits: {error}") from None
         return settings
+
+
+def is_development_stage(stage: str) -> bool:
+    named = stage.startswith(DEVELOPMENT_PREFIX) and len(stage) > len(DEVELOPMENT_PREFIX)
+    return stage in DEVELOPMENT_STAGES or named
+
+
+def _stage(value: object) -> str:
+    stage = str(value)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]{0,39}", stage):
+        raise ValueError(f"context stage must be a letter, then up to 39 letters, digits or -, not {value!r}")
+    return stage
 
 
 def _flag(value: object, name: str) -> bool:
@@ -102,16 +114,23 @@ def _log_level(value: object) -> str:
     raise ValueError(f"context log_level must be one of {', '.join(sfn.LogLevel.__members__)}, not {value!r}")
 
 
-def _positive_int(value: object, name: str) -> int:
-    if str(value).isdigit() and int(str(value)) > 0:
-        return int(str(value))
-    raise ValueError(f"context {name} must be a whole number above 0, not {value!r}")
+def _payment_limits(value: object) -> tuple[tuple[str, int | str], ...]:
+    """``{"JPY": 500000, "USD": 3500}``: an object in cdk.json, or its JSON text after ``-c payment_limits=``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, dict) or not value:
+        raise ValueError('context payment_limits must be a JSON object such as {"JPY": 500000, "USD": 3500}')
+    return tuple((str(code), limit) for code, limit in value.items())
 
 
 class BookingSagaStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: SagaSettings, **kwargs):
         super().__init__(scope, construct_id, **kwargs)
-        removal = RemovalPolicy.RETAIN if settings.is_production else RemovalPolicy.DESTROY
+        removal = RemovalPolicy.RETAIN if settings.is_protected else RemovalPolicy.DESTROY
+        contract = json.dumps(settings.contract.to_json(), separators=(",", ":"))
         code = lambda_.Code.from_asset(str(LAMBDA_CODE), exclude=["__pycache__", "*.pyc"])
         self.powertools = lambda_.LayerVersion.from_layer_version_arn(
             self, "Powertools", ssm.StringParameter.value_for_string_parameter(self, POWERTOOLS_LAYER_PARAMETER)
@@ -120,22 +139,9 @@ class BookingSagaStack(Stack):
         steps, functions = [], []
         self.tables: dict[str, dynamodb.Table] = {}
         for service in SERVICES:
-            table = dynamodb.Table(
-                self,
-                service.table_id,
-                partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-                billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-                point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                    point_in_time_recovery_enabled=True
-                ),
-                encryption=dynamodb.TableEncryption.AWS_MANAGED,
-                deletion_protection=settings.is_production,
-                removal_policy=removal,
-            )
+            table = self._table(service.table_id, settings, removal)
             self.tables[service.name] = table
-            environment = {"TABLE_NAME": table.table_name, "CHAOS_ENABLED": str(settings.chaos_enabled).lower()}
-            if service.name == "payment":
-                environment["PAYMENT_LIMIT"] = str(settings.payment_limit)
+            environment = {"TABLE_NAME": table.table_name, ENVIRONMENT_VARIABLE: contract}
             # The saga's last reserve succeeding confirms the booking: that function counts BookingsConfirmed.
             confirms = {"CONFIRMS_BOOKING": "true"} if service == SERVICES[-1] else {}
             reserve = self._function(
@@ -149,7 +155,8 @@ class BookingSagaStack(Stack):
             cancel = self._function(
                 service.cancel_state, code, f"{service.name}.cancel", environment, removal, service=service.name
             )
-            table.grant(reserve, *service.reserve_actions)
+            # A reserve puts its record and, where it takes capacity, updates the inventory in one transaction.
+            table.grant(reserve, "dynamodb:PutItem", *(["dynamodb:UpdateItem"] if service.capacity else []))
             table.grant(cancel, *_CANCEL_ACTIONS)
             functions += [reserve, cancel]
             steps.append(
@@ -244,8 +251,16 @@ class BookingSagaStack(Stack):
             self, "Alarms", state_machine=self.state_machine, dead_letter_queue=self.dead_letter_queue
         )
 
-        api_environment = {"STATE_MACHINE_ARN": self.state_machine.state_machine_arn}
+        # Every booking id ever accepted, with the fingerprint of its details and its execution: a booking id
+        # is used once, also after Step Functions has forgotten the execution (90 days after it closed).
+        self.bookings = self._table("Bookings", settings, removal)
+        api_environment = {
+            "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+            "BOOKINGS_TABLE": self.bookings.table_name,
+            ENVIRONMENT_VARIABLE: contract,
+        }
         api_handler = self._function("BookingsApi", code, "bookings_api.handle", api_environment, removal)
+        self.bookings.grant(api_handler, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         self.state_machine.grant_start_execution(api_handler)
         self.state_machine.grant_execution(api_handler, "states:DescribeExecution", "states:GetExecutionHistory")
         Validations.of(api_handler.role).acknowledge(
@@ -254,13 +269,33 @@ class BookingSagaStack(Stack):
                 reason="Executions are named by booking id at run time; the API reads only this machine's.",
             )
         )
-        self.api = BookingApi(self, "BookingApi", handler=api_handler, removal=removal)
+        self.api = BookingApi(
+            self, "BookingApi", handler=api_handler, schema=settings.contract.json_schema(), removal=removal
+        )
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         for service in SERVICES:
             CfnOutput(self, f"{service.table_id}Table", value=self.tables[service.name].table_name)
+        CfnOutput(self, "BookingsTable", value=self.bookings.table_name)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.dead_letter_queue.queue_url)
+        CfnOutput(
+            self, "BookingContract", value=contract, description="What the stack accepts: currencies and limits, chaos"
+        )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="The booking HTTP API (IAM-signed requests)")
+
+    def _table(self, construct_id: str, settings: SagaSettings, removal: RemovalPolicy) -> dynamodb.Table:
+        return dynamodb.Table(
+            self,
+            construct_id,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            deletion_protection=settings.is_protected,
+            removal_policy=removal,
+        )
 
     def _function(
         self, name: str, code, handler: str, environment: dict, removal: RemovalPolicy, *, service: str | None = None
@@ -308,7 +343,8 @@ class BookingSagaStack(Stack):
 
 
 def _invoke(scope: Construct, state: str, fn: lambda_.IFunction, result_path: str) -> tasks.LambdaInvoke:
-    """A task that hands the Lambda the original booking (not the growing state) and its own state name."""
+    """A task that hands the Lambda the original booking (not the growing state), its own state name, and the
+    execution it runs for (which owns what the Lambda reserves)."""
     return tasks.LambdaInvoke(
         scope,
         state,
@@ -316,6 +352,7 @@ def _invoke(scope: Construct, state: str, fn: lambda_.IFunction, result_path: st
         payload=sfn.TaskInput.from_object(
             {
                 "step": sfn.JsonPath.string_at("$$.State.Name"),
+                "execution": sfn.JsonPath.execution_id,
                 "booking": sfn.JsonPath.object_at("$$.Execution.Input"),
             }
         ),

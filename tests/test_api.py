@@ -55,6 +55,9 @@ def test_get_of_a_failed_booking_names_the_error_and_the_compensations_that_ran(
     assert read.body["failed_step"] == "ProcessPayment"
     assert read.body["compensations"] == ["RefundPayment", "CancelHotel", "CancelFlight"]
     assert read.body["step_reached"] == "BookingFailed"
+    # the error's message, never the handler's stack trace or the files it ran from
+    assert read.body["cause"] == "ProcessPayment: 1000000000 JPY is above the card limit of 500000"
+    assert "stackTrace" not in json.dumps(read.body) and ".py" not in json.dumps(read.body)
 
 
 def test_a_repeated_post_of_the_same_booking_starts_nothing_and_returns_the_same_booking(api, deployment):
@@ -102,11 +105,11 @@ def test_a_malformed_body_is_a_400_and_starts_no_execution(api, deployment, docu
 
 
 def test_a_body_the_schema_allows_but_the_contract_refuses_is_a_400_from_the_lambda(api, deployment):
-    """The schema cannot say "at most two decimals"; the contract every step checks can."""
-    refused = api.create(booking("api-bad-5", payment={"amount": 1.005, "currency": "JPY"}))
+    """The schema cannot say "no decimals in yen"; the contract every step checks can."""
+    refused = api.create(booking("api-bad-5", payment={"amount": 1.5, "currency": "JPY"}))
 
     assert refused.status == 400
-    assert refused.body["message"] == "payment.amount must be positive, at most 1000000000, with at most 2 decimals"
+    assert refused.body["message"] == "payment.amount must be above 0, at most 1000000000, with no decimals (JPY)"
     with pytest.raises(Exception, match="ExecutionDoesNotExist"):
         deployment.client("stepfunctions").describe_execution(
             executionArn=execution_arn_for(deployment.state_machine_arn, "api-bad-5")

@@ -1,9 +1,12 @@
 """200 bookings at once for 50 seats and 30 rooms: no oversell, and every loser fully undone."""
 
-from booking_saga.contract import SERVICES
+from booking_saga import services
 from booking_saga.ledger import Ledger
+from saga.audit import audit
 from saga.bookings import start_booking, wait_for
 from tests.factories import booking
+
+SERVICES = tuple(service.name for service in services.SERVICES)
 
 BOOKINGS, SEATS, ROOMS = 200, 50, 30
 # Locally every function runs a few invocations at a time and the rest queue, which a task's timeout
@@ -42,3 +45,4 @@ def test_concurrent_bookings_never_oversell_and_losers_hold_nothing(deployment, 
         for service, resource_id in (("flight", "RUSH-1"), ("hotel", "RUSH-INN"))
     }
     assert inventory == {"flight": SEATS - ROOMS, "hotel": 0}
+    assert audit(deployment).clean

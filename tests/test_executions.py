@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from booking_saga.contract import fingerprint
 from saga.bookings import Outcome, start_booking, wait_for
 from stacks.saga_chain import COMPENSATION_RETRIES
 from tests.factories import booking
@@ -60,6 +61,8 @@ def test_a_booking_is_confirmed_and_holds_exactly_what_it_booked(deployment):
         "pk": "booking#ok-0001",
         "booking_id": "ok-0001",
         "status": "RESERVED",
+        "owner": outcome.execution_arn,  # the execution that reserved it, the only one that may release it
+        "fingerprint": fingerprint(trip),
         "reserved_at": None,
         "resource_id": "NH101",
         "quantity": 2,

@@ -1,33 +1,64 @@
-"""The booking contract: the saga's execution input and the errors a step may end in.
+"""The booking contract: the saga's execution input, what one stack accepts, and the errors a step may end in.
 
-Every handler validates the whole document at the edge, so a malformed booking
+Every handler checks the whole document at the edge, so a malformed booking
 fails with ``InvalidBooking`` before any service has written anything. The
 exception class names are the error names the state machine sees (Lambda
 reports them as ``errorType``), so they are part of the contract too.
+
+What a stack accepts beyond the document's shape is its ``Contract``: its
+currencies (ISO 4217 code, minor-unit digits, payment limit) and whether chaos
+is on. The stack writes it into every function's environment and into an
+output, both named ``BookingContract``, so the Lambdas, the HTTP API's JSON
+schema and the ``saga`` command read one description of it.
 """
 
+import hashlib
+import json
+import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
 
-SERVICES = ("flight", "hotel", "payment")
+from booking_saga.services import SERVICES, Service
+
+ENVIRONMENT_VARIABLE = "BOOKING_CONTRACT"
+MAX_BOOKING_BYTES = 8 * 1024  # as compact JSON; a booking is a few hundred bytes
 MAX_UNITS = 9  # seats or rooms in one booking, as airlines and hotels cap them
-MAX_AMOUNT = Decimal(1_000_000_000)
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-_SECTIONS = {
-    "flight": {"flight_id", "seats"},
-    "hotel": {"hotel_id", "rooms"},
-    "payment": {"amount", "currency"},
+MAX_AMOUNT = Decimal(1_000_000_000)  # beyond any card limit: a larger number is a mistake, not a payment
+ID_PATTERN = "[A-Za-z0-9_-]{1,64}"
+_ID = re.compile(ID_PATTERN)
+_MAX_OWNER = 512  # an execution ARN is at most about 250 characters
+# ISO 4217 minor units (digits after the decimal point) of the currencies a stack may accept.
+MINOR_UNITS = {
+    "AUD": 2,
+    "BHD": 3,
+    "CAD": 2,
+    "CHF": 2,
+    "CNY": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "HKD": 2,
+    "INR": 2,
+    "JOD": 3,
+    "JPY": 0,
+    "KRW": 0,
+    "KWD": 3,
+    "NZD": 2,
+    "OMR": 3,
+    "SGD": 2,
+    "USD": 2,
 }
-_TOP_LEVEL = {"booking_id", "customer_id", *_SECTIONS}
-# Chaos (honoured only where the stack enables it) injects the faults the saga must survive:
+# What a stack accepts unless `-c payment_limits=...` says otherwise: about the same sum in each.
+DEFAULT_PAYMENT_LIMITS = {"JPY": 500_000, "USD": 3_500, "EUR": 3_200, "GBP": 2_700, "KWD": 1_000}
+# Chaos (honoured only where the stack enables it; refused elsewhere) injects the faults the saga must survive:
 #   fail_at / fail_cancel: a service whose reserve / cancel fails for good (a business error);
 #   transient: {"<service>.<reserve|cancel>": N}: that function fails N times, then works;
 #   duplicate: ["<service>.<reserve|cancel>", ...]: those functions do their work twice (a redelivery);
 #   timeout_after_write: a service whose reserve writes, then hangs until Lambda times it out.
-_CHAOS = {"fail_at", "fail_cancel", "transient", "duplicate", "timeout_after_write"}
-FUNCTIONS = tuple(f"{service}.{action}" for service in SERVICES for action in ("reserve", "cancel"))
+CHAOS_KINDS = ("fail_at", "fail_cancel", "transient", "duplicate", "timeout_after_write")
 MAX_TRANSIENT = 8  # a compensation's retries; a reserve retries 3 times, so more fails it
 
 
@@ -51,12 +82,23 @@ class BookingCancelled(BusinessError):
     """The booking was already cancelled: a late reserve must not resurrect it."""
 
 
+class BookingConflict(BusinessError):
+    """The booking id is held by another execution, or was used for other details: nothing was taken."""
+
+
 class ChaosFailure(BusinessError):
     """A failure forced by the booking's ``chaos`` section (chaos-enabled stacks only)."""
 
 
 class TransientFailure(Exception):
     """A failure worth retrying (a write conflict); the state machine retries it."""
+
+
+@dataclass(frozen=True)
+class Currency:
+    code: str
+    minor_units: int  # digits after the decimal point an amount may have
+    payment_limit: Decimal  # a larger charge is declined
 
 
 @dataclass(frozen=True)
@@ -73,42 +115,228 @@ class Chaos:
 
 @dataclass(frozen=True)
 class Booking:
+    """A valid booking: its ids, each service's section (``booking.section("flight")["seats"]``), its chaos."""
+
     booking_id: str
     customer_id: str
-    flight_id: str
-    seats: int
-    hotel_id: str
-    rooms: int
-    amount: Decimal
-    currency: str
+    sections: Mapping[str, Mapping[str, Any]]
     chaos: Chaos
+    fingerprint: str  # the same for the same booking details, whatever its chaos (see ``fingerprint``)
+
+    def section(self, service: str) -> Mapping[str, Any]:
+        return self.sections[service]
 
 
-def parse_booking(document: object) -> Booking:
-    """Return the validated booking, or raise ``InvalidBooking`` naming the first problem."""
-    doc = _object(document, "booking", required=_TOP_LEVEL, optional={"chaos"})
-    flight = _object(doc["flight"], "flight", required=_SECTIONS["flight"])
-    hotel = _object(doc["hotel"], "hotel", required=_SECTIONS["hotel"])
-    payment = _object(doc["payment"], "payment", required=_SECTIONS["payment"])
-    return Booking(
-        booking_id=parse_booking_id(doc.get("booking_id")),
-        customer_id=_identifier(doc["customer_id"], "customer_id"),
-        flight_id=_identifier(flight["flight_id"], "flight.flight_id"),
-        seats=_units(flight["seats"], "flight.seats"),
-        hotel_id=_identifier(hotel["hotel_id"], "hotel.hotel_id"),
-        rooms=_units(hotel["rooms"], "hotel.rooms"),
-        amount=_amount(payment["amount"]),
-        currency=_matching(payment["currency"], _CURRENCY, "payment.currency", "a 3-letter ISO code"),
-        chaos=_chaos(doc.get("chaos")),
-    )
+@dataclass(frozen=True)
+class Contract:
+    """What one stack accepts: its currencies with their payment limits, whether chaos is on, its services."""
+
+    currencies: Mapping[str, Currency]
+    chaos_enabled: bool = False
+    services: tuple[Service, ...] = field(default=SERVICES)
+
+    @classmethod
+    def with_limits(
+        cls, payment_limits: Mapping[str, object], chaos_enabled: bool, services: tuple[Service, ...] = SERVICES
+    ) -> "Contract":
+        """A contract accepting exactly these currencies (ISO 4217 codes), each up to its payment limit.
+        Raises ``ValueError`` naming what is wrong."""
+        if not isinstance(payment_limits, Mapping) or not payment_limits:
+            raise ValueError("payment limits must map at least one currency code to its limit")
+        currencies = {}
+        for code, limit in payment_limits.items():
+            if code not in MINOR_UNITS:
+                raise ValueError(f"unknown currency {code!r}: the contract knows {', '.join(MINOR_UNITS)}")
+            amount = _number(limit) if not isinstance(limit, str) else _number(_from_text(limit))
+            if amount is None or not 0 < amount <= MAX_AMOUNT or _decimals(amount) > MINOR_UNITS[code]:
+                raise ValueError(
+                    f"the payment limit of {code} must be above 0, at most {MAX_AMOUNT}, "
+                    f"with at most {MINOR_UNITS[code]} decimals, not {limit!r}"
+                )
+            currencies[code] = Currency(code, MINOR_UNITS[code], amount)
+        return cls(MappingProxyType(currencies), chaos_enabled, services)
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any], services: tuple[Service, ...] = SERVICES) -> "Contract":
+        limits = {code: currency["payment_limit"] for code, currency in document["currencies"].items()}
+        return cls.with_limits(limits, bool(document["chaos_enabled"]), services)
+
+    @classmethod
+    def from_environment(cls) -> "Contract":
+        """The contract the stack gave this function (``BOOKING_CONTRACT``)."""
+        return cls.from_json(json.loads(os.environ[ENVIRONMENT_VARIABLE]))
+
+    def to_json(self) -> dict:
+        return {
+            "chaos_enabled": self.chaos_enabled,
+            "currencies": {
+                code: {"minor_units": currency.minor_units, "payment_limit": str(currency.payment_limit)}
+                for code, currency in sorted(self.currencies.items())
+            },
+        }
+
+    @property
+    def functions(self) -> tuple[str, ...]:
+        """The handlers chaos may name: ``flight.reserve``, ``flight.cancel``, ..."""
+        return tuple(function for service in self.services for function in service.functions)
+
+    def json_schema(self) -> dict:
+        """The booking's shape as a JSON schema (draft 4, which API Gateway's models take): what a schema can say
+        of this contract; ``parse`` says the rest (decimals per currency, the size, chaos's contents)."""
+        kinds = {
+            "id": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
+            "units": {"type": "integer", "minimum": 1, "maximum": MAX_UNITS},
+            "amount": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": int(MAX_AMOUNT)},
+            "currency": {"type": "string", "enum": sorted(self.currencies)},
+        }
+        properties: dict[str, dict] = {"booking_id": kinds["id"], "customer_id": kinds["id"]}
+        for service in self.services:
+            properties[service.name] = {
+                "type": "object",
+                "required": list(service.fields),
+                "additionalProperties": False,
+                "properties": {name: kinds[kind] for name, kind in service.fields.items()},
+            }
+        if self.chaos_enabled:
+            properties["chaos"] = {"type": "object"}
+        return {
+            "$schema": "http://json-schema.org/draft-04/schema#",
+            "title": "Booking",
+            "type": "object",
+            "required": [name for name in properties if name != "chaos"],
+            "additionalProperties": False,
+            "properties": properties,
+        }
+
+    def parse(self, document: object) -> Booking:
+        """The valid booking, or ``InvalidBooking`` naming the first problem."""
+        _check_size(document)
+        sections = {service.name for service in self.services}
+        doc = _object(document, "booking", required={"booking_id", "customer_id", *sections}, optional={"chaos"})
+        return Booking(
+            booking_id=parse_booking_id(doc["booking_id"]),
+            customer_id=parse_identifier(doc["customer_id"], "customer_id"),
+            sections=MappingProxyType(
+                {service.name: self._section(service, doc[service.name]) for service in self.services}
+            ),
+            chaos=self._chaos(doc["chaos"]) if "chaos" in doc else Chaos(),
+            fingerprint=fingerprint(doc),
+        )
+
+    def chaos_of(self, document: object) -> Chaos:
+        """The chaos a cancel honours: the document's, where chaos is on and it is valid; else none.
+        A cancel never refuses to run over its chaos section."""
+        if not self.chaos_enabled or not isinstance(document, dict) or "chaos" not in document:
+            return Chaos()
+        try:
+            return self._chaos(document["chaos"])
+        except InvalidBooking:
+            return Chaos()
+
+    def _section(self, service: Service, value: object) -> Mapping[str, Any]:
+        section = _object(value, service.name, required=set(service.fields))
+        parsed: dict[str, Any] = {}
+        currency = None
+        for name, kind in sorted(service.fields.items(), key=lambda item: item[1] == "amount"):  # amounts last
+            label = f"{service.name}.{name}"
+            if kind == "id":
+                parsed[name] = parse_identifier(section[name], label)
+            elif kind == "units":
+                parsed[name] = _units(section[name], label)
+            elif kind == "currency":
+                currency = self._currency(section[name], label)
+                parsed[name] = currency.code
+            elif kind == "amount":
+                parsed[name] = _amount(section[name], label, currency)
+            else:
+                raise ValueError(f"service {service.name}: unknown kind {kind!r} of field {name}")
+        return MappingProxyType(parsed)
+
+    def _currency(self, value: object, name: str) -> Currency:
+        if not isinstance(value, str) or value not in self.currencies:
+            raise InvalidBooking(f"{name} must be one of {', '.join(sorted(self.currencies))}")
+        return self.currencies[value]
+
+    def _chaos(self, value: object) -> Chaos:
+        if not self.chaos_enabled:
+            raise InvalidBooking("chaos is not enabled on this stack")
+        chaos = _object(value, "chaos", required=set(), optional=set(CHAOS_KINDS))
+        names = [service.name for service in self.services]
+        for key in ("fail_at", "fail_cancel", "timeout_after_write"):
+            if key in chaos and chaos[key] not in names:
+                raise InvalidBooking(f"chaos.{key} must be one of {', '.join(names)}")
+        transient = chaos.get("transient", {})
+        if not isinstance(transient, dict) or not all(
+            function in self.functions and type(count) is int and 1 <= count <= MAX_TRANSIENT
+            for function, count in transient.items()
+        ):
+            raise InvalidBooking(f"chaos.transient must map <service>.<reserve|cancel> to 1..{MAX_TRANSIENT} failures")
+        duplicate = chaos.get("duplicate", [])
+        if (
+            not isinstance(duplicate, list)
+            or not all(isinstance(function, str) and function in self.functions for function in duplicate)
+            or len(set(duplicate)) != len(duplicate)
+        ):
+            raise InvalidBooking("chaos.duplicate must list distinct functions named <service>.<reserve|cancel>")
+        return Chaos(
+            fail_at=chaos.get("fail_at"),
+            fail_cancel=chaos.get("fail_cancel"),
+            transient=tuple(sorted(transient.items())),
+            duplicate=frozenset(duplicate),
+            timeout_after_write=chaos.get("timeout_after_write"),
+        )
+
+
+def default_contract(chaos_enabled: bool = False, services: tuple[Service, ...] = SERVICES) -> Contract:
+    """The contract of a stack deployed with default settings."""
+    return Contract.with_limits(DEFAULT_PAYMENT_LIMITS, chaos_enabled, services)
 
 
 def parse_booking_id(value: object) -> str:
-    """The idempotency key; cancels need nothing else from the document."""
-    return _identifier(value, "booking_id")
+    """The idempotency key: a booking id is used for one booking, once."""
+    return parse_identifier(value, "booking_id")
 
 
-def _object(value: object, name: str, required: set[str], optional: frozenset | set = frozenset()) -> dict:
+def parse_identifier(value: object, name: str) -> str:
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidBooking(f"{name} must be 1-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+def fingerprint(document: Mapping[str, Any]) -> str:
+    """A digest of the booking's details: the same document (numbers compared by value) gives the same
+    digest, and ``chaos``, an instruction to a test stack rather than a detail of the trip, is left out."""
+    details = {key: value for key, value in document.items() if key != "chaos"}
+    canonical = json.dumps(_canonical(details), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_owner(value: object) -> str:
+    """The execution a step runs for (``$$.Execution.Id``): it owns what the step reserves."""
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_OWNER:
+        raise InvalidBooking("the invocation must name its execution (execution: $$.Execution.Id)")
+    return value
+
+
+def readable_name(key: object) -> str:
+    """An unknown field's name as a refusal quotes it: at most 64 characters, control characters escaped,
+    since the message reaches logs, the HTTP API's answers and the execution history."""
+    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in str(key)[:64])
+    return text[:64]
+
+
+def _check_size(document: object) -> None:
+    """Refuse a document over the limit before reading it; one JSON cannot carry (NaN, a 5,000-digit number,
+    nesting too deep to print) is left to the field checks, which refuse it by name."""
+    try:
+        size = len(json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode())
+    except (TypeError, ValueError, RecursionError):
+        return
+    if size > MAX_BOOKING_BYTES:
+        raise InvalidBooking(f"booking must be at most {MAX_BOOKING_BYTES} bytes of JSON, not {size}")
+
+
+def _object(value: object, name: str, required: set[str], optional: set[str] | frozenset = frozenset()) -> dict:
     if not isinstance(value, dict):
         raise InvalidBooking(f"{name} must be an object")
     missing = sorted(required - value.keys())
@@ -120,63 +348,61 @@ def _object(value: object, name: str, required: set[str], optional: frozenset | 
     return value
 
 
-def readable_name(key: object) -> str:
-    """An unknown field's name as a refusal quotes it: at most 64 characters, control characters escaped,
-    since the message reaches logs, the HTTP API's answers and the execution history."""
-    text = "".join(char if char.isprintable() else char.encode("unicode_escape").decode() for char in str(key)[:64])
-    return text[:64]
-
-
-def _identifier(value: object, name: str) -> str:
-    return _matching(value, _ID, name, "1-64 characters of A-Z a-z 0-9 _ -")
-
-
-def _matching(value: object, pattern: re.Pattern, name: str, expected: str) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise InvalidBooking(f"{name} must be {expected}")
-    return value
-
-
 def _units(value: object, name: str) -> int:
     if type(value) is not int or not 1 <= value <= MAX_UNITS:
         raise InvalidBooking(f"{name} must be a whole number from 1 to {MAX_UNITS}")
     return value
 
 
-def _amount(value: object) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidBooking("payment.amount must be a number")
-    if isinstance(value, int) and not 0 < value <= MAX_AMOUNT:  # before str(): huge ints cannot be printed
-        raise InvalidBooking(f"payment.amount must be positive, at most {MAX_AMOUNT}, with at most 2 decimals")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation:
-        raise InvalidBooking("payment.amount must be a number") from None
-    if not amount.is_finite() or not 0 < amount <= MAX_AMOUNT or amount != amount.quantize(Decimal("0.01")):
-        raise InvalidBooking(f"payment.amount must be positive, at most {MAX_AMOUNT}, with at most 2 decimals")
+def _amount(value: object, name: str, currency: Currency | None) -> Decimal:
+    """An amount in the section's currency, with no more decimals than the currency has (2 without one)."""
+    digits = currency.minor_units if currency else 2
+    amount = _number(value)
+    if amount is None:
+        raise InvalidBooking(f"{name} must be a number")
+    if not 0 < amount <= MAX_AMOUNT or _decimals(amount) > digits:
+        decimals = "no decimals" if digits == 0 else f"at most {digits} decimals"
+        unit = f" ({currency.code})" if currency else ""
+        raise InvalidBooking(f"{name} must be above 0, at most {MAX_AMOUNT}, with {decimals}{unit}")
     return amount
 
 
-def _chaos(value: object) -> Chaos:
-    if value is None:
-        return Chaos()
-    chaos = _object(value, "chaos", required=set(), optional=_CHAOS)
-    for key in ("fail_at", "fail_cancel", "timeout_after_write"):
-        if key in chaos and chaos[key] not in SERVICES:
-            raise InvalidBooking(f"chaos.{key} must be one of {', '.join(SERVICES)}")
-    transient = chaos.get("transient", {})
-    if not isinstance(transient, dict) or not all(
-        function in FUNCTIONS and type(count) is int and 1 <= count <= MAX_TRANSIENT
-        for function, count in transient.items()
-    ):
-        raise InvalidBooking(f"chaos.transient must map <service>.<reserve|cancel> to 1..{MAX_TRANSIENT} failures")
-    duplicate = chaos.get("duplicate", [])
-    if not isinstance(duplicate, list) or not all(function in FUNCTIONS for function in duplicate):
-        raise InvalidBooking("chaos.duplicate must list functions named <service>.<reserve|cancel>")
-    return Chaos(
-        fail_at=chaos.get("fail_at"),
-        fail_cancel=chaos.get("fail_cancel"),
-        transient=tuple(sorted(transient.items())),
-        duplicate=frozenset(duplicate),
-        timeout_after_write=chaos.get("timeout_after_write"),
-    )
+def _number(value: object) -> Decimal | None:
+    """A JSON number as a finite Decimal; None for anything else (a string, a bool, NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    try:
+        number = Decimal(value) if isinstance(value, int | Decimal) else Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def _from_text(text: str) -> Decimal | None:
+    """A number written in a setting (CDK context passes strings)."""
+    try:
+        return Decimal(text.strip())
+    except InvalidOperation:
+        return None
+
+
+def _decimals(amount: Decimal) -> int:
+    return max(0, -amount.normalize().as_tuple().exponent)
+
+
+def _canonical(value: Any) -> Any:
+    """Numbers by value (84000, 84000.0 and Decimal('84000') alike), so equal details fingerprint alike."""
+    if isinstance(value, bool | str) or value is None or (isinstance(value, int) and abs(value) < 10**18):
+        return value
+    if isinstance(value, int):  # str() refuses an int of over 4,300 digits; Decimal prints it in E notation
+        return str(Decimal(value))
+    if isinstance(value, float | Decimal):
+        number = Decimal(str(value)) if isinstance(value, float) else value
+        if not number.is_finite():
+            return str(number)
+        return int(number) if number == number.to_integral_value() else str(number.normalize())
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return str(value)

@@ -3,13 +3,21 @@
 Every reader (the HTTP API's Lambda, the ``saga`` command, the tests) tells an
 outcome the same way from the execution's history: which states ran in which
 order, how many attempts each took, and the error that made a step fail.
+
+A booking id is used once, forever: before its saga starts, the booking is
+recorded in the stack's bookings table (``BookingRegistry``) with a conditional
+write that no expiry undoes. Step Functions' own guard, the execution name,
+lasts only while it keeps the closed execution (90 days, or 30).
 """
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
+
+from booking_saga.contract import fingerprint
 
 _STATE_TYPES = ("Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map")
 
@@ -34,13 +42,9 @@ class Step:
 
     @property
     def message(self) -> str | None:
-        """The error's message: Lambda errors arrive as a JSON cause, people want its errorMessage
-        (without the handler's "<this step>: " prefix, which is redundant here)."""
-        try:
-            message = json.loads(self.cause or "")["errorMessage"]
-        except (ValueError, KeyError, TypeError):
-            return self.cause
-        return message.removeprefix(f"{self.name}: ")
+        """The error's message, without the handler's "<this step>: " prefix, which is redundant here."""
+        message = readable_cause(self.cause)
+        return message.removeprefix(f"{self.name}: ") if message else message
 
     def to_json(self) -> dict:
         return {
@@ -82,12 +86,67 @@ def execution_path(stepfunctions, execution_arn: str) -> list[Step]:
     return steps
 
 
+def readable_cause(cause: str | None) -> str | None:
+    """What people and callers are shown of an error's cause: a Lambda error arrives as JSON with the
+    handler's stack trace and file paths, of which only its ``errorMessage`` is for them."""
+    try:
+        message = json.loads(cause or "")["errorMessage"]
+    except (ValueError, KeyError, TypeError):
+        return cause
+    return message if isinstance(message, str) else cause
+
+
+HISTORY_EXPIRED = "history expired"  # the verdict of a booking whose execution Step Functions no longer keeps
+
+
 class UnknownBooking(LookupError):
     """No execution is named by this booking id."""
 
 
 class DuplicateBooking(ValueError):
-    """The booking id was used before: Step Functions keeps execution names unique."""
+    """The booking id was used before, for other details: a booking id is used once."""
+
+
+class BookingRegistry:
+    """Every booking id ever accepted (the stack's bookings table): the fingerprint of its details, its
+    execution, and whether the execution was started. Records never expire."""
+
+    def __init__(self, table: Any):
+        self.table = table
+
+    def accept(self, booking_id: str, details: str, execution_arn: str) -> tuple[bool, dict]:
+        """Record the booking unless its id is taken: (True, the new record), or (False, the record there)."""
+        record = {
+            "pk": f"booking#{booking_id}",
+            "booking_id": booking_id,
+            "fingerprint": details,
+            "execution_arn": execution_arn,
+            "accepted_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        try:
+            self.table.put_item(Item=record, ConditionExpression="attribute_not_exists(pk)")
+        except self.table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False, self.record(booking_id) or record
+        return True, record
+
+    def record(self, booking_id: str) -> dict | None:
+        return self.table.get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True).get("Item")
+
+    def started(self, booking_id: str) -> None:
+        self.table.update_item(
+            Key={"pk": f"booking#{booking_id}"},
+            UpdateExpression="SET started_at = if_not_exists(started_at, :now)",
+            ExpressionAttributeValues={":now": datetime.now(UTC).isoformat(timespec="milliseconds")},
+        )
+
+
+@dataclass(frozen=True)
+class Started:
+    """A booking's saga, started: ``accepted`` tells whether this request was the one that accepted it."""
+
+    booking_id: str
+    execution_arn: str
+    accepted: bool
 
 
 def verdict(status: str, error: str | None) -> str:
@@ -137,7 +196,7 @@ class Outcome:
             "verdict": self.verdict,
             "status": self.status,
             "error": self.error,
-            "cause": self.cause,
+            "cause": readable_cause(self.cause),
             "step_reached": self.path[-1].name if self.path else None,
             "failed_step": failed.name if failed else None,
             "compensations": [step.name for step in self.compensations],
@@ -150,18 +209,30 @@ def execution_arn_for(state_machine_arn: str, booking_id: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{booking_id}"
 
 
-def start_booking(stepfunctions, state_machine_arn: str, booking: dict) -> str:
-    """Start the saga; the booking id is the execution name, so a retried start is deduplicated."""
+def start_booking(stepfunctions, registry: BookingRegistry, state_machine_arn: str, booking: dict) -> Started:
+    """Accept the booking and start its saga, named by its booking id.
+
+    The same booking again (its details, whatever its chaos) starts nothing new: it answers with the
+    execution already accepted, and starts it only if the request that accepted it never did. The same
+    id with other details raises ``DuplicateBooking``, also once the execution's history has expired.
+    """
     booking_id = str(booking.get("booking_id"))
-    try:
-        response = stepfunctions.start_execution(
-            stateMachineArn=state_machine_arn, name=booking_id, input=json.dumps(booking)
-        )
-    except ClientError as error:
-        if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
-            raise DuplicateBooking(f"booking {booking_id} already exists: use another booking id") from None
-        raise
-    return response["executionArn"]
+    details = fingerprint(booking)
+    arn = execution_arn_for(state_machine_arn, booking_id)
+    accepted, record = registry.accept(booking_id, details, arn)
+    if record["fingerprint"] != details:
+        raise DuplicateBooking(f"booking {booking_id} already exists with other details: use another booking id")
+    if accepted or "started_at" not in record:
+        try:
+            # The same name and input as an open execution start nothing new; a canonical input makes it the same.
+            stepfunctions.start_execution(
+                stateMachineArn=state_machine_arn, name=booking_id, input=json.dumps(booking, sort_keys=True)
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                raise
+        registry.started(booking_id)
+    return Started(booking_id, record["execution_arn"], accepted)
 
 
 def outcome_of(stepfunctions, state_machine_arn: str, booking_id: str) -> Outcome:
@@ -182,3 +253,26 @@ def outcome_of(stepfunctions, state_machine_arn: str, booking_id: str) -> Outcom
         booking=json.loads(execution.get("input") or "{}"),
         path=execution_path(stepfunctions, arn),
     )
+
+
+def status_of(stepfunctions, registry: BookingRegistry, state_machine_arn: str, booking_id: str) -> dict:
+    """The booking as callers see it (``Outcome.to_json``), also once Step Functions has forgotten its execution:
+    then the bookings table still knows the id was used, and the verdict says the history expired."""
+    try:
+        return outcome_of(stepfunctions, state_machine_arn, booking_id).to_json()
+    except UnknownBooking:
+        record = registry.record(booking_id)
+        if record is None or "started_at" not in record:
+            raise
+    return {
+        "booking_id": booking_id,
+        "execution_arn": record["execution_arn"],
+        "verdict": HISTORY_EXPIRED,
+        "status": None,
+        "error": None,
+        "cause": "Step Functions no longer keeps this booking's execution; its booking id stays used",
+        "step_reached": None,
+        "failed_step": None,
+        "compensations": [],
+        "path": [],
+    }

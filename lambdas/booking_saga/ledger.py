@@ -1,10 +1,14 @@
-"""The reservation ledger every service shares: idempotent reserve, idempotent cancel.
+"""The reservation ledger every service shares: reserve and cancel for one owner, restock without touching holds.
 
 Each service owns one table keyed by ``pk``. ``booking#<id>`` items record a
-reservation (``RESERVED``) or its tombstone (``CANCELLED``); ``inventory#<id>``
-items hold what is left to sell (``available``). Reserving writes the record and
-takes the capacity in one conditional transaction, so concurrent sagas cannot
-oversell; cancelling flips the record and gives the capacity back the same way.
+reservation (``RESERVED``) or its tombstone (``CANCELLED``), with the execution
+that wrote it (its ``owner``) and the ``fingerprint`` of the booking it was made
+for; ``inventory#<id>`` items hold a resource's ``capacity`` and what is left to
+sell (``available``). Reserving writes the record and takes the capacity in one
+conditional transaction, so concurrent sagas cannot oversell; cancelling flips
+the record and gives back what the record says it took, the same way, and only
+for the record's own owner. For every resource, at all times:
+``available + what RESERVED records hold = capacity``.
 """
 
 from dataclasses import dataclass
@@ -14,19 +18,50 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from booking_saga.contract import BookingCancelled, SoldOut, TransientFailure
+from booking_saga.contract import BookingCancelled, BookingConflict, SoldOut, TransientFailure
 
 RESERVED = "RESERVED"
 CANCELLED = "CANCELLED"
-_CANCEL_ATTEMPTS = 3
+# A cancel's answers where it touches nothing: another execution (or other details) holds the booking id;
+# or nothing is recorded and the booking is one no reserve accepts, so none can come late.
+NOT_OWNED = "NOT_OWNED"
+NOTHING_TO_CANCEL = "NOTHING_TO_CANCEL"
+_ATTEMPTS = 3  # reads and conditional writes that lost a race to another writer of the same item
 
 
 @dataclass(frozen=True)
-class Hold:
-    """Capacity a reservation takes: seats on a flight, rooms in a hotel."""
+class Claim:
+    """Who reserves or cancels: the booking, the execution that owns what is reserved for it, and the
+    fingerprint of the booking's details (another execution's, or other details, own nothing here)."""
+
+    booking_id: str
+    owner: str
+    fingerprint: str
+
+    def owns(self, record: dict) -> bool:
+        return record.get("owner") == self.owner and record.get("fingerprint") == self.fingerprint
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A reserve's result as the state machine records it, and whether it found its own earlier write."""
+
+    result: dict
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Restock:
+    """What loading a catalog entry did to one resource."""
 
     resource_id: str
-    quantity: int
+    change: str  # "created", "changed" or "unchanged"
+    capacity: int
+    available: int
+
+
+class CapacityBelowHeld(ValueError):
+    """A restock would set a capacity below what bookings hold now."""
 
 
 def booking_key(booking_id: str) -> dict[str, str]:
@@ -45,32 +80,91 @@ class Ledger:
         self.service = service
         self._client = table.meta.client
 
-    def stock(self, resource_id: str, quantity: int) -> None:
-        """Set what is left to sell of a flight or hotel (loading a catalog)."""
-        self.table.put_item(
-            Item={**inventory_key(resource_id), "resource_id": resource_id, "capacity": quantity, "available": quantity}
-        )
-
     def record(self, booking_id: str) -> dict | None:
         """The booking's reservation or tombstone, as last written (a strongly consistent read)."""
         return self.table.get_item(Key=booking_key(booking_id), ConsistentRead=True).get("Item")
 
+    def inventory(self, resource_id: str) -> dict | None:
+        """A flight's or hotel's ``capacity`` and ``available``; None for one never stocked."""
+        return self.table.get_item(Key=inventory_key(resource_id), ConsistentRead=True).get("Item")
+
     def available(self, resource_id: str) -> int | None:
         """What is left to sell of a flight or hotel; None for one never stocked."""
-        item = self.table.get_item(Key=inventory_key(resource_id), ConsistentRead=True).get("Item")
+        item = self.inventory(resource_id)
         return None if item is None else int(item["available"])
 
-    def reserve(self, booking_id: str, details: dict, hold: Hold | None = None) -> dict:
-        """Reserve once: a replay returns the first result, a reserve after a cancel is refused."""
+    def contents(self) -> tuple[list[dict], list[dict]]:
+        """Every inventory item and every booking record, by id (a full, strongly consistent scan)."""
+        inventory, bookings, page = [], [], {"ConsistentRead": True}
+        while True:
+            response = self.table.scan(**page)
+            for item in response["Items"]:
+                if item["pk"].startswith("inventory#"):
+                    inventory.append(item)
+                elif item["pk"].startswith("booking#"):
+                    bookings.append(item)
+            if "LastEvaluatedKey" not in response:
+                break
+            page["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return sorted(inventory, key=lambda i: i["resource_id"]), sorted(bookings, key=lambda i: i["booking_id"])
+
+    def stock(self, resource_id: str, capacity: int) -> Restock:
+        """Set a resource's capacity (loading a catalog): a new one is created with all of it on sale; an
+        existing one moves ``capacity`` and ``available`` by the same delta, so what bookings hold stays held.
+        Raises ``CapacityBelowHeld`` rather than set a capacity below what is held; the same capacity twice
+        changes nothing."""
+        for _ in range(_ATTEMPTS):
+            item = self.inventory(resource_id)
+            try:
+                if item is None:
+                    self.table.put_item(
+                        Item={**inventory_key(resource_id), "resource_id": resource_id, "capacity": capacity}
+                        | {"available": capacity},
+                        ConditionExpression="attribute_not_exists(pk)",
+                    )
+                    return Restock(resource_id, "created", capacity, capacity)
+                return self._restock(resource_id, int(item["capacity"]), int(item["available"]), capacity)
+            except self._client.exceptions.ConditionalCheckFailedException:
+                continue  # a booking or another restock changed it in between: look again
+        raise TransientFailure(f"{self.service} {resource_id} kept changing while it was restocked; retry")
+
+    def _restock(self, resource_id: str, old: int, available: int, capacity: int) -> Restock:
+        held = old - available
+        if capacity < held:
+            raise CapacityBelowHeld(
+                f"{self.service} {resource_id}: bookings hold {held}, so its capacity cannot go to {capacity}"
+            )
+        if capacity == old:
+            return Restock(resource_id, "unchanged", old, available)
+        delta = capacity - old
+        item = self.table.update_item(
+            Key=inventory_key(resource_id),
+            UpdateExpression="SET #capacity = :capacity, available = available + :delta",
+            # capacity unchanged since the read, and (shrinking) still no more held than the new capacity
+            ConditionExpression="#capacity = :old AND available >= :needed",
+            ExpressionAttributeNames={"#capacity": "capacity"},
+            ExpressionAttributeValues={":capacity": capacity, ":delta": delta, ":old": old, ":needed": max(0, -delta)},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+        return Restock(resource_id, "changed", capacity, int(item["available"]))
+
+    def reserve(self, claim: Claim, holding: dict) -> Reserved:
+        """Reserve ``holding`` once for ``claim``: where it names a ``resource_id``, its ``quantity`` is taken
+        from that resource's inventory in the same transaction.
+
+        A replay returns the first result (and says it replayed), a reserve after its cancel is refused
+        (``BookingCancelled``), and a booking id another execution or other details hold is refused
+        (``BookingConflict``); a refusal takes nothing."""
         record = {
-            **booking_key(booking_id),
-            "booking_id": booking_id,
+            **booking_key(claim.booking_id),
+            "booking_id": claim.booking_id,
             "status": RESERVED,
+            "owner": claim.owner,
+            "fingerprint": claim.fingerprint,
             "reserved_at": _now(),
-            **details,
+            **holding,
         }
-        if hold:
-            record |= {"resource_id": hold.resource_id, "quantity": hold.quantity}
+        takes = "resource_id" in holding
         writes = [
             {
                 "Put": {
@@ -81,15 +175,15 @@ class Ledger:
                 }
             }
         ]
-        if hold:
+        if takes:
             writes.append(
                 {
                     "Update": {
                         "TableName": self.table.name,
-                        "Key": inventory_key(hold.resource_id),
+                        "Key": inventory_key(holding["resource_id"]),
                         "UpdateExpression": "SET available = available - :quantity",
                         "ConditionExpression": "available >= :quantity",
-                        "ExpressionAttributeValues": {":quantity": hold.quantity},
+                        "ExpressionAttributeValues": {":quantity": holding["quantity"]},
                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 }
@@ -99,47 +193,74 @@ class Ledger:
         except self._client.exceptions.TransactionCanceledException as error:
             existing, inventory = [*_failed_conditions(error), None, None][:2]
             if existing is not None:
-                if existing["status"] == CANCELLED:
-                    raise BookingCancelled(f"{self.service} booking {booking_id} was already cancelled") from None
-                return self._result(existing)
-            if hold and inventory is not None:
-                raise SoldOut(_sold_out_message(self.service, hold, inventory)) from None
-            raise TransientFailure(f"{self.service} reservation for {booking_id} conflicted; retry") from None
-        return self._result(record)
+                return self._existing(claim, existing)
+            if takes and inventory is not None:
+                raise SoldOut(_sold_out_message(self.service, holding, inventory)) from None
+            raise TransientFailure(f"{self.service} reservation for {claim.booking_id} conflicted; retry") from None
+        return Reserved(self._result(record), replayed=False)
 
-    def cancel(self, booking_id: str) -> dict:
-        """Undo a reservation, or leave a tombstone where there is none; safe to repeat."""
-        for _ in range(_CANCEL_ATTEMPTS):
-            existing = self.record(booking_id)
+    def _existing(self, claim: Claim, existing: dict) -> Reserved:
+        if existing.get("owner") != claim.owner:
+            raise BookingConflict(f"{self.service} booking {claim.booking_id} belongs to another execution")
+        if existing.get("fingerprint") != claim.fingerprint:
+            raise BookingConflict(f"{self.service} booking {claim.booking_id} was made for other details")
+        if existing["status"] == CANCELLED:
+            raise BookingCancelled(f"{self.service} booking {claim.booking_id} was already cancelled")
+        return Reserved(self._result(existing), replayed=True)
+
+    def cancel(self, claim: Claim, *, tombstone: bool = True) -> dict:
+        """Undo what ``claim`` reserved, giving back what its record says it took; safe to repeat.
+
+        Where nothing is recorded it leaves a tombstone, so a late reserve of the same execution is refused
+        (``tombstone=False``: it answers ``NOTHING_TO_CANCEL`` instead). Another owner's record is left alone
+        (``NOT_OWNED``)."""
+        for _ in range(_ATTEMPTS):
+            existing = self.record(claim.booking_id)
             try:
                 if existing is None:
-                    return self._leave_tombstone(booking_id)
+                    return self._leave_tombstone(claim) if tombstone else self._answer(claim, NOTHING_TO_CANCEL)
+                if not claim.owns(existing):
+                    return self._answer(claim, NOT_OWNED)
                 if existing["status"] == CANCELLED:
                     return self._result(existing, released=False)
-                return self._release(existing)
+                return self._release(claim, existing)
             except (
                 self._client.exceptions.ConditionalCheckFailedException,
                 self._client.exceptions.TransactionCanceledException,
             ):
                 continue  # a reserve or cancel of the same booking landed in between: look again
-        raise TransientFailure(f"{self.service} cancel of {booking_id} kept conflicting; retry")
+        raise TransientFailure(f"{self.service} cancel of {claim.booking_id} kept conflicting; retry")
 
-    def _leave_tombstone(self, booking_id: str) -> dict:
-        tombstone = {**booking_key(booking_id), "booking_id": booking_id, "status": CANCELLED, "cancelled_at": _now()}
+    def _leave_tombstone(self, claim: Claim) -> dict:
+        tombstone = {
+            **booking_key(claim.booking_id),
+            "booking_id": claim.booking_id,
+            "status": CANCELLED,
+            "owner": claim.owner,
+            "fingerprint": claim.fingerprint,
+            "cancelled_at": _now(),
+        }
         self.table.put_item(Item=tombstone, ConditionExpression="attribute_not_exists(pk)")
         return self._result(tombstone, released=False)
 
-    def _release(self, reservation: dict) -> dict:
+    def _release(self, claim: Claim, reservation: dict) -> dict:
         cancelled_at = _now()
         writes = [
             {
                 "Update": {
                     "TableName": self.table.name,
-                    "Key": booking_key(reservation["booking_id"]),
+                    "Key": booking_key(claim.booking_id),
                     "UpdateExpression": "SET #status = :cancelled, cancelled_at = :now",
-                    "ConditionExpression": "#status = :reserved",
-                    "ExpressionAttributeNames": {"#status": "status"},
-                    "ExpressionAttributeValues": {":cancelled": CANCELLED, ":reserved": RESERVED, ":now": cancelled_at},
+                    # Still reserved, still ours: of two cancels racing, exactly one gives the capacity back.
+                    "ConditionExpression": "#status = :reserved AND #owner = :owner AND fingerprint = :fingerprint",
+                    "ExpressionAttributeNames": {"#status": "status", "#owner": "owner"},
+                    "ExpressionAttributeValues": {
+                        ":cancelled": CANCELLED,
+                        ":reserved": RESERVED,
+                        ":now": cancelled_at,
+                        ":owner": claim.owner,
+                        ":fingerprint": claim.fingerprint,
+                    },
                 }
             }
         ]
@@ -157,9 +278,14 @@ class Ledger:
         self._client.transact_write_items(TransactItems=writes)
         return self._result({**reservation, "status": CANCELLED, "cancelled_at": cancelled_at}, released=True)
 
+    def _answer(self, claim: Claim, status: str) -> dict:
+        """A cancel's result where it touched nothing."""
+        return {"service": self.service, "status": status, "released": False}
+
     def _result(self, item: dict, **extra: Any) -> dict:
         """What the state machine records for this step: JSON-safe, without table internals."""
-        result = {"service": self.service, **{k: _plain(v) for k, v in item.items() if k != "pk"}}
+        internal = {"pk", "owner", "fingerprint"}
+        result = {"service": self.service, **{k: _plain(v) for k, v in item.items() if k not in internal}}
         return result | extra
 
 
@@ -174,10 +300,10 @@ def _failed_conditions(error: Any) -> list[dict | None]:
     ]
 
 
-def _sold_out_message(service: str, hold: Hold, inventory: dict) -> str:
+def _sold_out_message(service: str, holding: dict, inventory: dict) -> str:
     if not inventory:
-        return f"unknown {service} {hold.resource_id}"
-    return f"{service} {hold.resource_id} has {inventory['available']} left, {hold.quantity} requested"
+        return f"unknown {service} {holding['resource_id']}"
+    return f"{service} {holding['resource_id']} has {inventory['available']} left, {holding['quantity']} requested"
 
 
 def _plain(value: Any) -> Any:

@@ -1,15 +1,21 @@
 """What every saga step's Lambda does around its ledger: validate, honour chaos, reserve or cancel.
 
 Configuration comes from the function's environment: ``TABLE_NAME`` (the
-service's own table), ``CHAOS_ENABLED`` (whether a booking's ``chaos``
-section may force failures; off in production) and ``CONFIRMS_BOOKING`` (set on
-the saga's last reserve only: its success is the booking confirmed).
+service's own table), ``BOOKING_CONTRACT`` (what the stack accepts: currencies,
+payment limits, whether a booking's ``chaos`` section may force failures) and
+``CONFIRMS_BOOKING`` (set on the saga's last reserve only: its success is the
+booking confirmed).
+
+The state machine calls each handler with ``{"step": <state name>, "execution":
+<execution id>, "booking": <execution input>}``: the execution owns what its
+reserves take, and its cancels give back only that.
 
 Every invocation logs one JSON line for its outcome, with the booking id as
-correlation id, and counts it: ``ReservationsMade``; ``BookingsConfirmed`` (the
-last step's reserve); ``CompensationsRun`` and ``CompensationFailures`` by
-``step``, the cancel state's name (a failed attempt counts even when a retry
-then succeeds).
+correlation id, and counts it: ``ReservationsMade`` (or ``ReservationsReplayed``
+for a reserve that found its own earlier write); ``BookingsConfirmed`` (the last
+step's reserve, when it made the reservation); ``CompensationsRun`` and
+``CompensationFailures`` by ``step``, the cancel state's name (a failed attempt
+counts even when a retry then succeeds).
 """
 
 import os
@@ -26,12 +32,16 @@ from booking_saga.contract import (
     BusinessError,
     Chaos,
     ChaosFailure,
+    Contract,
     InvalidBooking,
     TransientFailure,
-    parse_booking,
+    fingerprint,
+    parse_booking_id,
+    parse_owner,
 )
-from booking_saga.ledger import Hold, Ledger
+from booking_saga.ledger import NOTHING_TO_CANCEL, Claim, Ledger
 from booking_saga.observability import logger, metrics, observed
+from booking_saga.services import Service
 
 
 @cache
@@ -41,53 +51,47 @@ def _dynamodb():
 
 
 class SagaService:
-    """One service of the saga: its reserve and cancel handlers share everything but these hooks."""
+    """One service of the saga, from its entry in ``SERVICES``; ``admit`` may refuse a valid booking
+    before anything is written (the payment service declines charges above the currency's limit)."""
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        hold: Callable[[Booking], Hold] | None = None,
-        details: Callable[[Booking], dict] = lambda booking: {},
-        admit: Callable[[Booking], None] = lambda booking: None,
-    ):
-        self.name = name
-        self._hold = hold
-        self._details = details
+    def __init__(self, spec: Service, *, admit: Callable[[Booking, Contract], None] = lambda booking, contract: None):
+        self.spec = spec
+        self.name = spec.name
         self._admit = admit
         # The Lambda handlers (flight.reserve, flight.cancel, ...): logged, traced and counted.
         self.reserve = observed(self._handle_reserve)
         self.cancel = observed(self._handle_cancel)
 
     def _handle_reserve(self, event: dict, context: object = None) -> dict:
-        """Lambda handler: ``{"step": <state name>, "booking": <execution input>}``."""
-        step, document = _unpack(event)
+        """Lambda handler: reserve what the booking asks of this service, for its execution."""
+        step, execution, document = _unpack(event)
         logger.append_keys(step=step, service=self.name)
         with _reported("reserve"), _naming(step):
-            booking = parse_booking(document)
-            chaos = _chaos_of(booking)
-            self._fail_transiently(booking, chaos, "reserve")
+            contract = Contract.from_environment()
+            booking = contract.parse(document)
+            claim = Claim(booking.booking_id, parse_owner(execution), booking.fingerprint)
+            chaos = booking.chaos
+            self._fail_transiently(booking.booking_id, chaos, "reserve")
             if chaos.fail_at == self.name:
                 raise ChaosFailure(f"forced to fail by chaos.fail_at={self.name}")
-            self._admit(booking)
-            result = self._reserve(booking)
+            self._admit(booking, contract)
+            holding = {"customer_id": booking.customer_id, **self.spec.holding(booking.section(self.name))}
+            reserved = self._ledger().reserve(claim, holding)
+            self._count_reservation(made=not reserved.replayed)
             if f"{self.name}.reserve" in chaos.duplicate:
-                result = self._reserve(booking)
+                self._ledger().reserve(claim, holding)  # a redelivery: finds its own write, takes nothing more
             if chaos.timeout_after_write == self.name:
                 _hang_until_timed_out(context)
-        logger.info("reserve succeeded", extra={"status": result["status"]})
-        metrics.add_metric(name="ReservationsMade", unit=MetricUnit.Count, value=1)
-        if os.environ.get("CONFIRMS_BOOKING", "false") == "true":
-            metrics.add_metric(name="BookingsConfirmed", unit=MetricUnit.Count, value=1)
-        return result
+        logger.info("reserve succeeded", extra={"status": reserved.result["status"], "replayed": reserved.replayed})
+        return reserved.result
 
     def _handle_cancel(self, event: dict, context: object = None) -> dict:
-        """Lambda handler, same input as reserve; idempotent and a no-op where nothing was reserved."""
-        step, document = _unpack(event)
+        """Lambda handler, same input as reserve; idempotent, and a no-op where its execution holds nothing."""
+        step, execution, document = _unpack(event)
         logger.append_keys(step=step, service=self.name)
         try:
             with _reported("cancel"), _naming(step):
-                result = self._cancel(document)
+                result = self._cancel(execution, document)
         except Exception:
             _count_compensation("CompensationFailures", step)
             raise
@@ -96,30 +100,36 @@ class SagaService:
         logger.info("cancel succeeded", extra={"status": result["status"], "released": result["released"]})
         return result
 
-    def _cancel(self, document: object) -> dict:
+    def _cancel(self, execution: object, document: object) -> dict:
+        """What is given back is what the record says was taken: the booking is not re-validated for it, so
+        a reservation made under older rules is still released. An invalid booking only decides whether a
+        tombstone is needed where nothing is recorded (no reserve accepts it, so none can come late)."""
         try:
-            booking = parse_booking(document)
-        except InvalidBooking as invalid:
-            # reserve validates the same document, so it cannot have written anything
-            return {"service": self.name, "status": "NOTHING_TO_CANCEL", "released": False, "reason": str(invalid)}
-        chaos = _chaos_of(booking)
-        self._fail_transiently(booking, chaos, "cancel")
+            chaos, invalid = Contract.from_environment().parse(document).chaos, None
+        except InvalidBooking as error:
+            chaos, invalid = Chaos(), error
+        try:
+            booking_id = parse_booking_id(document.get("booking_id") if isinstance(document, dict) else None)
+        except InvalidBooking:  # then the booking is invalid too: no reserve wrote anything under it
+            return {"service": self.name, "status": NOTHING_TO_CANCEL, "released": False, "reason": str(invalid)}
+        claim = Claim(booking_id, parse_owner(execution), fingerprint(document))
+        self._fail_transiently(booking_id, chaos, "cancel")
         if chaos.fail_cancel == self.name:
             raise ChaosFailure(f"forced to fail by chaos.fail_cancel={self.name}")
         ledger = self._ledger()
-        result = ledger.cancel(booking.booking_id)
+        result = ledger.cancel(claim, tombstone=invalid is None)
         if f"{self.name}.cancel" in chaos.duplicate:
-            result = ledger.cancel(booking.booking_id)
+            result = ledger.cancel(claim, tombstone=invalid is None)
+        if invalid is not None and result["status"] == NOTHING_TO_CANCEL:
+            result["reason"] = str(invalid)
         return result
 
-    def _reserve(self, booking: Booking) -> dict:
-        return self._ledger().reserve(
-            booking.booking_id,
-            {"customer_id": booking.customer_id, **self._details(booking)},
-            self._hold(booking) if self._hold else None,
-        )
+    def _count_reservation(self, made: bool) -> None:
+        metrics.add_metric(name="ReservationsMade" if made else "ReservationsReplayed", unit=MetricUnit.Count, value=1)
+        if made and os.environ.get("CONFIRMS_BOOKING", "false") == "true":
+            metrics.add_metric(name="BookingsConfirmed", unit=MetricUnit.Count, value=1)
 
-    def _fail_transiently(self, booking: Booking, chaos: Chaos, action: str) -> None:
+    def _fail_transiently(self, booking_id: str, chaos: Chaos, action: str) -> None:
         """chaos.transient: fail the first N calls, counted by conditional puts so retries on any
         Lambda instance see the same count (and the function needs no permission beyond PutItem)."""
         failures = chaos.transient_failures(f"{self.name}.{action}")
@@ -127,7 +137,7 @@ class SagaService:
         for attempt in range(1, failures + 1):
             try:
                 table.put_item(
-                    Item={"pk": f"chaos#{booking.booking_id}#{action}#{attempt}"},
+                    Item={"pk": f"chaos#{booking_id}#{action}#{attempt}"},
                     ConditionExpression="attribute_not_exists(pk)",
                 )
             except table.meta.client.exceptions.ConditionalCheckFailedException:
@@ -138,10 +148,11 @@ class SagaService:
         return Ledger(_dynamodb().Table(os.environ["TABLE_NAME"]), self.name)
 
 
-def _unpack(event: object) -> tuple[str, object]:
+def _unpack(event: object) -> tuple[str, object, object]:
+    """The state's name, the execution's id and the booking, as the state machine sends them."""
     if not isinstance(event, dict):
-        return "", None
-    return str(event.get("step", ""))[:80], event.get("booking")
+        return "", None, None
+    return str(event.get("step", ""))[:80], event.get("execution"), event.get("booking")
 
 
 @contextmanager
@@ -174,11 +185,6 @@ def _count_compensation(metric: str, step: str) -> None:
     invocation's one flush, and a cancel counts nothing else."""
     metrics.add_dimension(name="step", value=step.strip() or "unnamed")
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
-
-
-def _chaos_of(booking: Booking) -> Chaos:
-    """The booking's chaos section where the stack enables chaos; none at all elsewhere."""
-    return booking.chaos if os.environ.get("CHAOS_ENABLED", "false") == "true" else Chaos()
 
 
 def _hang_until_timed_out(context: object) -> None:

@@ -128,6 +128,10 @@ class LocalCloud:
             aws_secret_access_key="local",
         )
 
+    def forget_execution(self, execution_arn: str) -> None:
+        """Let Step Functions forget a closed execution, as AWS does when its history's retention ends."""
+        moto_patches.forget_execution(ACCOUNT, REGION, execution_arn)
+
     def _call_lambda(self, function_arn: str, event: dict) -> tuple[str | None, bytes]:
         """How the local API Gateway invokes an integration: the Lambda API, like any other caller."""
         response = self._lambda.invoke(FunctionName=function_arn, Payload=json.dumps(event))

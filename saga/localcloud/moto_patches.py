@@ -348,3 +348,18 @@ def put_public_parameter(account: str, region: str, name: str, value: str) -> No
             data_type="text",
         )
     )
+
+
+def forget_execution(account: str, region: str, execution_arn: str) -> None:
+    """Drop a closed execution from moto's Step Functions, as AWS does once its retention ends (90 days after it
+    closed, or 30): DescribeExecution no longer finds it, and its name may be used again. moto keeps executions
+    forever and has no API for this, so it goes into the state machine's list of executions directly."""
+    backend = stepfunctions_parser_backends[account][region]
+    for state_machine in backend.state_machines:
+        for execution in list(state_machine.executions):
+            if execution.execution_arn == execution_arn:
+                if execution.status == "RUNNING":
+                    raise ValueError(f"{execution_arn} is still running: Step Functions forgets closed executions")
+                state_machine.executions.remove(execution)
+                return
+    raise LookupError(f"no execution {execution_arn}")

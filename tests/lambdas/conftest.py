@@ -1,5 +1,7 @@
 """Handler tests run the real handlers against moto's DynamoDB, in this process."""
 
+import dataclasses
+import json
 import sys
 from collections.abc import Callable
 
@@ -9,11 +11,16 @@ from moto import mock_aws
 
 from booking_saga import observability
 from booking_saga import service as saga_service
+from booking_saga.contract import ENVIRONMENT_VARIABLE, Contract
 from booking_saga.ledger import Ledger
 
 TABLES = {"flight": "flights", "hotel": "hotels", "payment": "payments"}
-PAYMENT_LIMIT = 100_000
+PAYMENT_LIMIT = 100_000  # in JPY
+# Currencies without a minor unit and with two decimals: an amount with three decimals is invalid in every one.
+CONTRACT = Contract.with_limits({"JPY": PAYMENT_LIMIT, "USD": 700, "EUR": 650}, chaos_enabled=True)
 NAMESPACE = "BookingSagaTest"
+# The execution the state machine names in every invocation ($$.Execution.Id): it owns what is reserved.
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:BookingSaga:trip-0001"
 
 
 class LambdaContext:
@@ -61,8 +68,7 @@ def dynamodb(monkeypatch):
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "CHAOS_ENABLED": "true",
-        "PAYMENT_LIMIT": str(PAYMENT_LIMIT),
+        ENVIRONMENT_VARIABLE: json.dumps(CONTRACT.to_json()),
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -81,9 +87,21 @@ def dynamodb(monkeypatch):
 
 
 @pytest.fixture
+def contract(monkeypatch, dynamodb) -> Callable[[Contract], None]:
+    """Run the handlers under another contract, as a stack deployed with other settings would."""
+    return lambda other: monkeypatch.setenv(ENVIRONMENT_VARIABLE, json.dumps(other.to_json()))
+
+
+@pytest.fixture
+def chaos_off(contract) -> None:
+    """The handlers run as on a stack with chaos off (a protected stage)."""
+    contract(dataclasses.replace(CONTRACT, chaos_enabled=False))
+
+
+@pytest.fixture
 def stock(dynamodb) -> Callable[[str, str, int], None]:
-    def put(service: str, resource_id: str, available: int) -> None:
-        Ledger(dynamodb.Table(TABLES[service]), service).stock(resource_id, available)
+    def put(service: str, resource_id: str, capacity: int) -> None:
+        Ledger(dynamodb.Table(TABLES[service]), service).stock(resource_id, capacity)
 
     return put
 
@@ -97,9 +115,10 @@ def invoke(monkeypatch, dynamodb, powertools) -> Callable[..., dict]:
 
     modules = {"flight": flight, "hotel": hotel, "payment": payment}
 
-    def call(service: str, action: str, booking: object, step: str = "") -> dict:
+    def call(service: str, action: str, booking: object, step: str = "", execution: str = EXECUTION) -> dict:
         monkeypatch.setenv("TABLE_NAME", TABLES[service])
         monkeypatch.setattr(observability.metrics, "service", service)
-        return getattr(modules[service], action)({"step": step, "booking": booking}, LambdaContext())
+        event = {"step": step, "execution": execution, "booking": booking}
+        return getattr(modules[service], action)(event, LambdaContext())
 
     return call

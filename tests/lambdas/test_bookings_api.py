@@ -6,15 +6,19 @@ import json
 import pytest
 
 import bookings_api
+from booking_saga.contract import ENVIRONMENT_VARIABLE, MAX_BOOKING_BYTES, default_contract
 from tests.factories import booking
 from tests.lambdas.conftest import LambdaContext
 
 
 @pytest.fixture(autouse=True)
 def no_step_functions(monkeypatch):
-    """Any call to Step Functions fails the test: these requests must be answered before one."""
+    """Any call to Step Functions or the bookings table fails the test: these requests must be answered first.
+    The stack's contract is a protected stage's: chaos off."""
     monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:Saga")
+    monkeypatch.setenv(ENVIRONMENT_VARIABLE, json.dumps(default_contract(chaos_enabled=False).to_json()))
     monkeypatch.setattr(bookings_api, "_stepfunctions", lambda: pytest.fail("Step Functions was called"))
+    monkeypatch.setattr(bookings_api, "_registry", lambda: pytest.fail("the bookings table was used"))
 
 
 def call(method: str, resource: str, body: object = None, booking_id: str | None = None) -> tuple[int, dict]:
@@ -32,11 +36,12 @@ def call(method: str, resource: str, body: object = None, booking_id: str | None
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (None, "the body must be a JSON booking of at most 16384 bytes"),
-        ("x" * (16 * 1024 + 1), "the body must be a JSON booking of at most 16384 bytes"),
+        (None, f"the body must be a JSON booking of at most {MAX_BOOKING_BYTES} bytes"),
+        ("x" * (MAX_BOOKING_BYTES + 1), f"the body must be a JSON booking of at most {MAX_BOOKING_BYTES} bytes"),
         ("{not json", "the body is not valid JSON"),
-        (json.dumps(booking(payment={"amount": 1.005, "currency": "JPY"})), "payment.amount must be positive"),
-        (json.dumps(booking(chaos={"fail_at": "car"})), "chaos.fail_at must be one of flight, hotel, payment"),
+        (json.dumps(booking(payment={"amount": 1.5, "currency": "JPY"})), "payment.amount must be above 0"),
+        (json.dumps(booking(payment={"amount": 10, "currency": "ZZZ"})), "payment.currency must be one of EUR"),
+        (json.dumps(booking(chaos={"fail_at": "payment"})), "chaos is not enabled on this stack"),
         (json.dumps([booking()]), "booking must be an object"),
     ],
 )

@@ -1,17 +1,20 @@
 """The reserve and cancel handlers against moto's DynamoDB: capacity, idempotency, tombstones, bad input."""
 
+import dataclasses
+
 import pytest
 
 from booking_saga.contract import (
     BookingCancelled,
     ChaosFailure,
+    Contract,
     InvalidBooking,
     PaymentDeclined,
     SoldOut,
     TransientFailure,
 )
 from tests.factories import booking
-from tests.lambdas.conftest import PAYMENT_LIMIT, TABLES
+from tests.lambdas.conftest import CONTRACT, PAYMENT_LIMIT, TABLES
 
 
 def table_items(dynamodb, service: str) -> dict[str, dict]:
@@ -113,12 +116,44 @@ def test_payment_is_charged_and_refunded(dynamodb, invoke):
 
 
 def test_payment_above_the_limit_is_declined_and_nothing_is_charged(dynamodb, invoke):
-    expensive = booking(payment={"amount": PAYMENT_LIMIT + 0.5, "currency": "JPY"})
+    expensive = booking(payment={"amount": PAYMENT_LIMIT + 1, "currency": "JPY"})
 
-    with pytest.raises(PaymentDeclined, match=r"ProcessPayment: 100000\.5 JPY is above the card limit of 100000"):
+    with pytest.raises(PaymentDeclined, match=r"ProcessPayment: 100001 JPY is above the card limit of 100000"):
         invoke("payment", "reserve", expensive, step="ProcessPayment")
 
     assert table_items(dynamodb, "payment") == {}
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "outcome"),
+    [
+        (100_000, "JPY", "RESERVED"),
+        (100_001, "JPY", "PaymentDeclined"),
+        (700, "USD", "RESERVED"),
+        (700.01, "USD", "PaymentDeclined"),
+        (0.01, "USD", "RESERVED"),
+        (200, "KWD", "RESERVED"),
+        (200.001, "KWD", "PaymentDeclined"),
+        (100_000, "KWD", "PaymentDeclined"),  # the same number that JPY allows: the limit is per currency
+        (0.01, "JPY", "InvalidBooking"),  # the yen has no minor unit
+        (12.345, "USD", "InvalidBooking"),  # cents, not tenths of a cent
+        (1.2345, "KWD", "InvalidBooking"),  # the dinar has three decimals
+        (10, "EUR", "InvalidBooking"),  # a real currency this stack does not take
+        (10, "ZZZ", "InvalidBooking"),  # not a currency at all
+    ],
+)
+def test_each_currency_has_its_own_decimals_and_payment_limit(dynamodb, contract, invoke, amount, currency, outcome):
+    contract(Contract.with_limits({"JPY": PAYMENT_LIMIT, "USD": 700, "KWD": 200}, chaos_enabled=False))
+    trip = booking(payment={"amount": amount, "currency": currency})
+
+    try:
+        result = invoke("payment", "reserve", trip)["status"]
+    except (PaymentDeclined, InvalidBooking) as error:
+        result = type(error).__name__
+
+    assert result == outcome
+    held = [item for item in table_items(dynamodb, "payment").values() if item["status"] == "RESERVED"]
+    assert len(held) == (outcome == "RESERVED")
 
 
 def test_chaos_forces_the_named_step_to_fail_before_writing(dynamodb, stock, invoke):
@@ -131,15 +166,37 @@ def test_chaos_forces_the_named_step_to_fail_before_writing(dynamodb, stock, inv
     assert available(dynamodb, "flight", "NH101") == 5
 
 
-def test_chaos_is_ignored_where_it_is_disabled(monkeypatch, dynamodb, stock, invoke):
-    monkeypatch.setenv("CHAOS_ENABLED", "false")
+@pytest.mark.parametrize(
+    "chaos",
+    [
+        {"fail_at": "flight"},
+        {"transient": {"flight.reserve": 3}},
+        {"duplicate": ["flight.reserve"]},
+        {"timeout_after_write": "flight"},
+        {},
+        None,
+    ],
+)
+def test_chaos_is_refused_where_it_is_disabled_and_nothing_is_written(dynamodb, chaos_off, stock, invoke, chaos):
     stock("flight", "NH101", 5)
 
-    result = invoke("flight", "reserve", booking(chaos={"fail_at": "flight"}))
+    with pytest.raises(InvalidBooking, match="chaos is not enabled on this stack"):
+        invoke("flight", "reserve", booking(chaos=chaos))
+    cancelled = invoke("flight", "cancel", booking(chaos=chaos))
+
+    assert cancelled["status"] == "NOTHING_TO_CANCEL"
+    assert table_items(dynamodb, "flight").keys() == {"inventory#NH101"}
+
+
+def test_a_cancel_where_chaos_is_off_ignores_the_chaos_of_a_booking_reserved_before(dynamodb, contract, stock, invoke):
+    stock("flight", "NH101", 5)
+    invoke("flight", "reserve", booking(chaos={"duplicate": ["flight.reserve"]}))
+    contract(dataclasses.replace(CONTRACT, chaos_enabled=False))
+
     cancelled = invoke("flight", "cancel", booking(chaos={"fail_cancel": "flight"}))
 
-    assert result["status"] == "RESERVED"
-    assert cancelled["released"] is True
+    assert (cancelled["status"], cancelled["released"]) == ("CANCELLED", True)
+    assert available(dynamodb, "flight", "NH101") == 5
 
 
 def test_chaos_can_break_a_cancel_and_the_reservation_stays_until_a_cancel_succeeds(dynamodb, stock, invoke):
@@ -196,15 +253,6 @@ def test_chaos_timeout_after_write_leaves_the_write_for_the_cancel(dynamodb, sto
     assert available(dynamodb, "hotel", "TOKYO-GRAND") == 3
 
 
-def test_new_chaos_kinds_are_ignored_where_chaos_is_disabled(monkeypatch, dynamodb, stock, invoke):
-    monkeypatch.setenv("CHAOS_ENABLED", "false")
-    stock("flight", "NH101", 5)
-    chaos = {"transient": {"flight.reserve": 3}, "duplicate": ["flight.reserve"], "timeout_after_write": "flight"}
-
-    assert invoke("flight", "reserve", booking(chaos=chaos))["status"] == "RESERVED"
-    assert table_items(dynamodb, "flight").keys() == {"inventory#NH101", "booking#trip-0001"}
-
-
 MALFORMED = {
     "not an object": ["trip-0001"],
     "missing flight": {k: v for k, v in booking().items() if k != "flight"},
@@ -215,7 +263,10 @@ MALFORMED = {
     "zero rooms": booking(hotel={"hotel_id": "TOKYO-GRAND", "rooms": 0}),
     "too many seats": booking(flight={"flight_id": "NH101", "seats": 10**20}),
     "negative amount": booking(payment={"amount": -1, "currency": "JPY"}),
-    "amount with fractions of a cent": booking(payment={"amount": 1.001, "currency": "JPY"}),
+    "amount with fractions of a cent": booking(payment={"amount": 1.001, "currency": "USD"}),
+    "cents of a yen": booking(payment={"amount": 0.01, "currency": "JPY"}),
+    "unknown currency": booking(payment={"amount": 10, "currency": "ZZZ"}),
+    "amount as a string": booking(payment={"amount": "10", "currency": "JPY"}),
     "infinite amount": booking(payment={"amount": float("inf"), "currency": "JPY"}),
     "lower-case currency": booking(payment={"amount": 10, "currency": "jpy"}),
     "extra field": booking(coupon="FREE"),
@@ -225,6 +276,10 @@ MALFORMED = {
     "too many transient failures": booking(chaos={"transient": {"flight.cancel": 9}}),
     "transient count as a bool": booking(chaos={"transient": {"flight.cancel": True}}),
     "duplicate not a list": booking(chaos={"duplicate": "flight.reserve"}),
+    "duplicate listing a function twice": booking(chaos={"duplicate": ["flight.reserve", "flight.reserve"]}),
+    "chaos null": booking(chaos=None),
+    "oversized": booking(chaos={"duplicate": ["flight.reserve"] * 2000}),
+    "just over the size limit": booking(customer_id="c-42", padding="x" * 8200),
     "timeout on an unknown service": booking(chaos={"timeout_after_write": "car"}),
     "full-width digits in an id": booking(customer_id="c-\uff14\uff12"),
 }

@@ -12,7 +12,7 @@ import flight
 from booking_saga import observability
 from booking_saga.contract import ChaosFailure, InvalidBooking
 from tests.factories import booking
-from tests.lambdas.conftest import NAMESPACE, TABLES, LambdaContext
+from tests.lambdas.conftest import EXECUTION, NAMESPACE, TABLES, LambdaContext
 
 
 def _output(capsys) -> tuple[list[dict], list[dict]]:
@@ -120,6 +120,24 @@ def test_a_reserve_counts_a_confirmed_booking_only_where_its_function_confirms_b
     assert _dimensions(record) == {"service": service}
 
 
+@pytest.mark.parametrize("chaos", [None, {"duplicate": ["payment.reserve"]}])
+def test_a_replayed_reserve_is_counted_as_a_replay_not_as_a_reservation_or_a_confirmed_booking(
+    monkeypatch, invoke, capsys, chaos
+):
+    """A retry of a reserve whose first attempt wrote (a lost response, a timeout after the write), or a duplicate
+    delivery, takes nothing more; counting it again would inflate ReservationsMade and BookingsConfirmed."""
+    monkeypatch.setenv("CONFIRMS_BOOKING", "true")
+    trip = booking(chaos=chaos) if chaos else booking()
+    invoke("payment", "reserve", trip, step="ProcessPayment")
+    (first,) = _output(capsys)[1]
+
+    invoke("payment", "reserve", trip, step="ProcessPayment")
+
+    (replay,) = _output(capsys)[1]
+    assert _metrics(first) == {"ReservationsMade": [1.0], "BookingsConfirmed": [1.0]}
+    assert _metrics(replay) == {"ReservationsReplayed": [1.0]}
+
+
 @pytest.mark.parametrize("reserved", [True, False])
 def test_a_cancel_counts_a_compensation_run_by_its_step(stock, invoke, capsys, reserved):
     stock("hotel", "TOKYO-GRAND", 5)
@@ -152,7 +170,9 @@ def test_a_cancel_failing_unexpectedly_is_counted_and_logged_as_an_error(monkeyp
     monkeypatch.setattr(observability.metrics, "service", "flight")
 
     with pytest.raises(Exception, match="ResourceNotFoundException"):
-        flight.cancel({"step": "CancelFlight", "booking": booking("trip-0010")}, LambdaContext())
+        flight.cancel(
+            {"step": "CancelFlight", "execution": EXECUTION, "booking": booking("trip-0010")}, LambdaContext()
+        )
 
     logs, (record,) = _output(capsys)
     assert _metrics(record) == {"CompensationFailures": [1.0]}
@@ -194,7 +214,7 @@ def test_a_handler_called_without_a_context_runs(monkeypatch, stock, invoke, cap
     stock("flight", "NH101", 5)
     monkeypatch.setenv("TABLE_NAME", TABLES["flight"])
 
-    result = flight.reserve({"step": "ReserveFlight", "booking": booking("trip-0011")}, None)
+    result = flight.reserve({"step": "ReserveFlight", "execution": EXECUTION, "booking": booking("trip-0011")}, None)
 
     assert result["status"] == "RESERVED"
     (line,) = _output(capsys)[0]

@@ -78,15 +78,17 @@ def test_book_and_status_through_the_http_api(saga, deployment):
     ]
     code, status = run_json(saga, "status", "--api", "cli-api-1")
     assert (code, status["verdict"], status["failed_step"]) == (0, "compensated", "ReserveHotel")
+    assert status["cause"] == "ReserveHotel: forced to fail by chaos.fail_at=hotel"  # no stack trace, no paths
     assert status == {
         key: value for key, value in outcome_of(deployment, "cli-api-1").to_json().items() if key != "path"
     }
     code, again = run_json(saga, "book", "--api", "--booking-id", "cli-api-1", "--fail-at", "hotel")
     assert (code, again["execution_arn"]) == (0, status["execution_arn"])  # the repeat starts nothing
-    code, _, err = saga("book", "--api", "--booking-id", "cli-api-1")
+    code, _, err = saga("book", "--api", "--booking-id", "cli-api-1", "--seats", "1")
     assert (code, err) == (
         2,
-        "saga: error: the booking API answered 409: booking cli-api-1 already exists with different details\n",
+        "saga: error: the booking API answered 409: "
+        "booking cli-api-1 already exists with other details: use another booking id\n",
     )
 
 
@@ -108,9 +110,12 @@ def test_book_without_wait_starts_the_saga_and_status_follows_it(saga):
     [
         (["--seats", "0"], "flight.seats must be a whole number from 1 to 9"),
         (["--rooms", "10"], "hotel.rooms must be a whole number from 1 to 9"),
-        (["--currency", "yen"], "payment.currency must be a 3-letter ISO code"),
-        (["--amount", "-5"], "payment.amount must be positive"),
-        (["--amount", "1.005"], "with at most 2 decimals"),
+        (["--currency", "yen"], "payment.currency must be one of EUR, GBP, JPY, KWD, USD"),
+        (["--currency", "XXX"], "payment.currency must be one of EUR, GBP, JPY, KWD, USD"),
+        (["--amount", "-5"], "payment.amount must be above 0"),
+        (["--amount", "1.5"], "with no decimals (JPY)"),
+        (["--amount", "1.005", "--currency", "USD"], "with at most 2 decimals (USD)"),
+        (["--booking-id", ""], "booking_id must be 1-64 characters"),
         (["--flight", "NH 101"], "flight.flight_id must be 1-64 characters"),
         (["--booking-id", "a/b"], "booking_id must be 1-64 characters"),
     ],
@@ -131,9 +136,13 @@ def test_a_booking_id_is_used_once(saga):
     assert saga("book", "--booking-id", "cli-once-1", "--wait")[0] == 0
 
     code, _, err = saga("book", "--booking-id", "cli-once-1", "--seats", "1")
+    same = saga("book", "--booking-id", "cli-once-1", "--wait")
 
     assert code == 2
-    assert err == "saga: error: booking cli-once-1 already exists: use another booking id\n"
+    assert err == "saga: error: booking cli-once-1 already exists with other details: use another booking id\n"
+    assert same[0] == 0  # the same booking again starts nothing, and reports the one there is
+    assert "booking cli-once-1 already exists with these details: nothing new started" in same[1]
+    assert "=> CONFIRMED" in same[1]
 
 
 def test_status_and_history_of_a_parked_compensation(saga):
@@ -233,16 +242,54 @@ def test_chaos_prints_a_verdict(saga):
     assert "✓ the compensations ran in reverse order: ran CancelHotel → CancelFlight → BookingFailed" in out
 
 
-def test_chaos_fails_on_a_stack_that_does_not_compensate(cloud, deployment, saga, tmp_path):
-    """A stack with chaos off confirms the forced booking: the chaos test must say so and exit 1."""
-    assembly = synthesize(tmp_path / "cdk.out", context={"stage": "nochaos", "chaos": "false"})
-    cloud.deploy(assembly, "BookingSaga-nochaos")
-    assert saga("seed", "--stack", "BookingSaga-nochaos")[0] == 0
+@pytest.fixture(scope="module")
+def protected(cloud, tmp_path_factory) -> str:
+    """A protected stage (chaos off, as on every stage not named for development) beside the dev stack."""
+    assembly = synthesize(tmp_path_factory.mktemp("prd.out"), context={"stage": "prd"})
+    cloud.deploy(assembly, "BookingSaga-prd")
+    return "BookingSaga-prd"
 
-    code, out, _ = saga("chaos", "--fail-at", "payment", "--stack", "BookingSaga-nochaos")
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["chaos", "--fail-at", "payment"],
+        ["book", "--fail-at", "hotel", "--wait"],
+        ["book", "--fail-cancel", "flight"],
+    ],
+)
+def test_chaos_on_a_stack_with_chaos_off_is_refused_and_books_nothing(saga, cloud, protected, args):
+    """Forced to fail or not, it would book a real trip there and leave it held."""
+    code, out, err = saga(*args, "--stack", protected)
+
+    assert (code, out) == (2, "")
+    assert err == f"saga: error: chaos is off in stack {protected}: it would book a real trip; nothing was booked\n"
+    stepfunctions = cloud.client("stepfunctions")
+    (machine,) = [
+        m for m in stepfunctions.list_state_machines()["stateMachines"] if m["name"].startswith(f"{protected}-")
+    ]
+    assert stepfunctions.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"] == []
+
+
+def test_chaos_fails_on_a_stack_that_does_not_compensate(cloud, deployment, saga, tmp_path):
+    """A stack whose hotel cancel cannot reach its table (a broken deployment) parks the forced booking: the
+    chaos test must say that it was not compensated, and exit 1."""
+    assembly = synthesize(tmp_path / "cdk.out", context={"stage": "dev-broken"})
+    cloud.deploy(assembly, "BookingSaga-dev-broken")
+    assert saga("seed", "--stack", "BookingSaga-dev-broken")[0] == 0
+    lambda_ = cloud.client("lambda")
+    (cancel,) = [
+        f
+        for f in lambda_.list_functions()["Functions"]
+        if f["FunctionName"].startswith("BookingSaga-dev-broken-CancelHotel")
+    ]
+    environment = cancel["Environment"]["Variables"] | {"TABLE_NAME": "no-such-table"}
+    lambda_.update_function_configuration(FunctionName=cancel["FunctionName"], Environment={"Variables": environment})
+
+    code, out, _ = saga("chaos", "--fail-at", "payment", "--stack", "BookingSaga-dev-broken")
 
     assert code == 1
-    assert "✗ the saga was compensated: ended confirmed" in out
+    assert "✗ the saga was compensated: ended compensation failed" in out
     assert "✗ nothing stays reserved or charged: still held by flight (RESERVED), hotel (RESERVED)" in out
     assert out.splitlines()[-1] == "Chaos test FAILED"
 
@@ -269,7 +316,7 @@ def test_seed_loads_a_catalog(saga, deployment, tmp_path):
 
     code, report = run_json(saga, "seed", str(catalog))
 
-    assert (code, report["loaded"]) == (0, 1)
+    assert (code, report["created"], report["changed"], report["unchanged"]) == (0, 1, 0, 0)
     assert deployment.ledger("flight").available("CLI-1") == 5
 
 
@@ -321,7 +368,7 @@ def test_a_stack_that_is_not_a_saga_is_named(saga, cloud):
 
     assert code == 2
     assert err.startswith(
-        "saga: error: stack Unrelated is not a booking saga: it has no output ApiUrl, DeadLetterQueueUrl"
+        "saga: error: stack Unrelated is not a booking saga: it has no output ApiUrl, BookingContract"
     )
 
 

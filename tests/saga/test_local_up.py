@@ -87,7 +87,9 @@ def test_it_listens_on_localhost_only_and_reports_the_stack_outputs(server):
         "FlightsTable",
         "HotelsTable",
         "PaymentsTable",
+        "BookingsTable",
         "DeadLetterQueueUrl",
+        "BookingContract",
         "ApiUrl",
     }
     assert server.info["api_url"].startswith(server.info["endpoint_url"] + "/_aws/execute-api/")

@@ -1,11 +1,13 @@
 """The booking HTTP API as synthesized: routes, IAM authorization, the request model and validator, the stage's
 logs and tracing, the API Lambda's narrow grants, and a schema that never refuses a booking the contract accepts."""
 
+import json
+
 import pytest
 from hypothesis import given, settings
 from jsonschema import Draft4Validator
 
-from booking_saga.contract import InvalidBooking, parse_booking
+from booking_saga.contract import Contract, InvalidBooking
 from tests.factories import booking
 from tests.lambdas.test_hostile_input import ANYTHING, VALID_DOCUMENTS
 
@@ -38,6 +40,12 @@ def methods(template) -> dict[tuple[str, str], dict]:
         (props["HttpMethod"], path(props["ResourceId"]["Ref"])): props
         for props in resources(template, "AWS::ApiGateway::Method").values()
     }
+
+
+@pytest.fixture(scope="module")
+def contract(template) -> Contract:
+    """The stack's contract, as its BookingContract output (and every function's environment) carry it."""
+    return Contract.from_json(json.loads(template["Outputs"]["BookingContract"]["Value"]))
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +131,16 @@ def test_the_schema_lets_every_valid_booking_through(booking_schema, document):
 
 @settings(max_examples=300, deadline=None)
 @given(ANYTHING)
-def test_what_the_schema_refuses_the_contract_refuses_too(booking_schema, document):
+def test_what_the_schema_refuses_the_contract_refuses_too(booking_schema, contract, document):
     """So API Gateway's 400 never turns away a booking the saga would have taken."""
     if not Draft4Validator(booking_schema).is_valid(document):
         with pytest.raises(InvalidBooking):
-            parse_booking(document)
+            contract.parse(document)
+
+
+def test_the_schema_is_the_contracts(booking_schema, contract):
+    assert booking_schema == contract.json_schema()
+    assert booking_schema["properties"]["payment"]["properties"]["currency"]["enum"] == sorted(contract.currencies)
 
 
 @pytest.mark.parametrize(
@@ -140,6 +153,7 @@ def test_what_the_schema_refuses_the_contract_refuses_too(booking_schema, docume
         {"hotel": {"hotel_id": "TOKYO-GRAND"}},
         {"payment": {"amount": 0, "currency": "JPY"}},
         {"payment": {"amount": 1, "currency": "jpy"}},
+        {"payment": {"amount": 1, "currency": "ZZZ"}},
         {"unknown": True},
         {"chaos": "payment"},
     ],

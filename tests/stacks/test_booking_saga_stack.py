@@ -8,6 +8,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from booking_saga import contract as booking
+from booking_saga.contract import ENVIRONMENT_VARIABLE
 from saga.synth import synthesize
 from stacks import booking_saga_stack as booking_saga
 from stacks.app import build_app
@@ -161,8 +162,9 @@ def states(template) -> dict:
 # ---------------------------------------------------------------- resources
 
 
-def test_three_on_demand_tables_with_pitr_encryption_and_a_string_pk(assertions, template):
-    assertions.resource_count_is("AWS::DynamoDB::Table", 3)
+def test_four_on_demand_tables_with_pitr_encryption_and_a_string_pk(assertions, template):
+    """One per service, and the bookings table (every booking id accepted)."""
+    assertions.resource_count_is("AWS::DynamoDB::Table", 4)
     assertions.all_resources_properties(
         "AWS::DynamoDB::Table",
         {
@@ -173,9 +175,10 @@ def test_three_on_demand_tables_with_pitr_encryption_and_a_string_pk(assertions,
             "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
         },
     )
-    # one table per service, each its own resource
+    # one table per service, each its own resource, and the bookings table
     assert len(set(_table_ids(template).values())) == 3
-    assert set(_table_ids(template).values()) == set(_resources(template, "AWS::DynamoDB::Table"))
+    bookings = template["Outputs"]["BookingsTable"]["Value"]["Ref"]
+    assert {*_table_ids(template).values(), bookings} == set(_resources(template, "AWS::DynamoDB::Table"))
 
 
 def test_seven_arm64_python313_functions_with_explicit_timeout_and_memory(assertions, template):
@@ -297,7 +300,8 @@ def test_execution_timeout_leaves_room_for_the_slowest_compensation(template):
 
 def test_outputs_name_the_machine_the_tables_and_the_queue(template):
     outputs = template["Outputs"]
-    expected = {"StateMachineArn", "FlightsTable", "HotelsTable", "PaymentsTable", "DeadLetterQueueUrl"}
+    expected = {"StateMachineArn", "FlightsTable", "HotelsTable", "PaymentsTable", "BookingsTable"}
+    expected |= {"DeadLetterQueueUrl", "BookingContract"}
     assert expected <= set(outputs)
     resources = template["Resources"]
 
@@ -414,15 +418,20 @@ def _environments(template: dict) -> dict[str, dict]:
     return {handler: props["Environment"]["Variables"] for handler, (_, props) in _functions(template).items()}
 
 
-def _chaos_settings(template: dict) -> dict[str, str | None]:
-    """handler -> CHAOS_ENABLED of the saga's functions; the HTTP API's has none (chaos is the steps' to honour)."""
-    environments = _environments(template)
-    assert "CHAOS_ENABLED" not in environments.pop(API_HANDLER)
-    return {handler: env.get("CHAOS_ENABLED") for handler, env in environments.items()}
+def _contracts(template: dict) -> dict[str, dict]:
+    """handler -> the contract in its environment; every function, the API's too, has the stack's one contract."""
+    contracts = {handler: json.loads(env[ENVIRONMENT_VARIABLE]) for handler, env in _environments(template).items()}
+    output = json.loads(template["Outputs"]["BookingContract"]["Value"])
+    assert all(contract == output for contract in contracts.values()), "a function with another contract"
+    return contracts
+
+
+def _chaos_settings(template: dict) -> dict[str, bool]:
+    return {handler: contract["chaos_enabled"] for handler, contract in _contracts(template).items()}
 
 
 def test_dev_stack_enables_chaos_on_every_function(template):
-    assert _chaos_settings(template) == dict.fromkeys(STATE_HANDLER.values(), "true")
+    assert _chaos_settings(template) == dict.fromkeys([*STATE_HANDLER.values(), API_HANDLER], True)
 
 
 def test_only_the_last_steps_reserve_confirms_bookings(template, states):
@@ -492,11 +501,14 @@ def test_each_stage_counts_its_metrics_in_its_own_namespace(production):
     assert namespaces == {"BookingSaga-production"}
 
 
-def test_only_payment_functions_know_the_payment_limit(template):
-    with_limit = {handler for handler, env in _environments(template).items() if "PAYMENT_LIMIT" in env}
-    assert with_limit == {"payment.reserve", "payment.cancel"}
-    for handler in with_limit:
-        assert int(_environments(template)[handler]["PAYMENT_LIMIT"]) > 0
+def test_the_default_contract_takes_the_documented_currencies_each_with_its_minor_units(template):
+    (contract, *_) = _contracts(template).values()
+    assert contract["currencies"] == {
+        code: {"minor_units": booking.MINOR_UNITS[code], "payment_limit": str(limit)}
+        for code, limit in booking.DEFAULT_PAYMENT_LIMITS.items()
+    }
+    assert contract["currencies"]["JPY"]["minor_units"] == 0
+    assert contract["currencies"]["KWD"]["minor_units"] == 3
 
 
 # ---------------------------------------------------------------- the saga's state graph
@@ -603,10 +615,10 @@ def test_every_task_has_a_timeout(states):
 
 
 @pytest.mark.parametrize("name", sorted(STATE_HANDLER))
-def test_lambda_gets_the_original_booking_and_its_state_name(states, name):
+def test_lambda_gets_the_original_booking_its_state_name_and_its_execution(states, name):
     parameters = states[name]["Parameters"]
     payload = parameters.get("Payload", parameters) if "FunctionName" in parameters else parameters
-    assert payload == {"step.$": "$$.State.Name", "booking.$": "$$.Execution.Input"}
+    assert payload == {"step.$": "$$.State.Name", "execution.$": "$$.Execution.Id", "booking.$": "$$.Execution.Input"}
     # the result goes under its own key: the original input stays intact for the cancels
     assert states[name]["ResultPath"] not in (None, "$")
 
@@ -630,21 +642,45 @@ def production(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def dev_without_chaos() -> dict:
-    app = build_app(context={"chaos": "false", "payment_limit": "1234", "log_level": "all"})
+    app = build_app(context={"chaos": "false", "payment_limits": '{"USD": 1234.5}', "log_level": "all"})
     return Template.from_stack(app.node.find_child("BookingSaga")).to_json()
 
 
+def _stage(stage: str) -> dict:
+    app = build_app(context={"stage": stage})
+    return Template.from_stack(app.node.find_child(f"BookingSaga-{stage}")).to_json()
+
+
 def test_production_stage_turns_chaos_off(production):
-    assert _chaos_settings(production) == dict.fromkeys(STATE_HANDLER.values(), "false")
+    assert set(_chaos_settings(production).values()) == {False}
 
 
-def test_production_stage_retains_and_protects_its_tables(production):
-    tables = _resources(production, "AWS::DynamoDB::Table")
-    assert len(tables) == 3
+def _assert_protected(template: dict) -> None:
+    assert set(_chaos_settings(template).values()) == {False}
+    tables = _resources(template, "AWS::DynamoDB::Table")
+    assert len(tables) == 4
     for name, table in tables.items():
         assert table.get("DeletionPolicy") == "Retain", name
         assert table.get("UpdateReplacePolicy") == "Retain", name
         assert table["Properties"].get("DeletionProtectionEnabled") is True, name
+
+
+def test_production_stage_retains_and_protects_its_tables(production):
+    _assert_protected(production)
+
+
+@pytest.mark.parametrize("stage", ["prd", "live", "staging", "Dev", "devops"])
+def test_every_stage_not_explicitly_for_development_is_protected(stage):
+    """Protection is the default: a stage is unprotected only if named dev, test or dev-<name>."""
+    _assert_protected(_stage(stage))
+
+
+@pytest.mark.parametrize("stage", ["test", "dev-alice"])
+def test_development_stages_have_chaos_and_go_with_the_stack(stage):
+    template = _stage(stage)
+    assert set(_chaos_settings(template).values()) == {True}
+    for name, table in _resources(template, "AWS::DynamoDB::Table").items():
+        assert table.get("DeletionPolicy") == "Delete", name
 
 
 def test_dev_stage_tables_can_be_torn_down(template):
@@ -653,8 +689,12 @@ def test_dev_stage_tables_can_be_torn_down(template):
 
 
 def test_chaos_context_turns_chaos_off_on_dev(dev_without_chaos):
-    assert _chaos_settings(dev_without_chaos) == dict.fromkeys(STATE_HANDLER.values(), "false")
-    assert {env.get("PAYMENT_LIMIT") for env in _environments(dev_without_chaos).values()} == {"1234", None}
+    assert set(_chaos_settings(dev_without_chaos).values()) == {False}
+
+
+def test_payment_limits_context_sets_the_currencies_the_stack_takes(dev_without_chaos):
+    (contract, *_) = _contracts(dev_without_chaos).values()
+    assert contract["currencies"] == {"USD": {"minor_units": 2, "payment_limit": "1234.5"}}
 
 
 def test_log_level_context_sets_what_the_state_machine_logs(dev_without_chaos):
@@ -668,11 +708,19 @@ def test_log_level_context_sets_what_the_state_machine_logs(dev_without_chaos):
         {"stage": "production", "chaos": "true"},
         {"stage": "production", "chaos": True},
         {"stage": "prod-eu", "chaos": "TRUE"},
+        {"stage": "prd", "chaos": "true"},
+        {"stage": "live", "chaos": True},
+        {"stage": "a b"},
+        {"stage": "../x"},
         {"chaos": "maybe"},
         {"chaos": "yes"},
-        {"payment_limit": "0"},
-        {"payment_limit": "-5"},
-        {"payment_limit": "lots"},
+        {"payment_limits": '{"JPY": 0}'},
+        {"payment_limits": '{"JPY": -5}'},
+        {"payment_limits": '{"JPY": "lots"}'},
+        {"payment_limits": '{"JPY": 10.5}'},
+        {"payment_limits": '{"ZZZ": 100}'},
+        {"payment_limits": "{}"},
+        {"payment_limits": "JPY=500000"},
         {"log_level": "DEBUG"},
     ],
 )
