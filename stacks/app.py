@@ -3,7 +3,8 @@
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from stacks.booking_saga_stack import BookingSagaStack, SagaSettings
+from stacks.booking_saga_stack import BookingSagaStack
+from stacks.settings import SagaSettings
 
 
 def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App:

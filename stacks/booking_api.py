@@ -7,11 +7,16 @@ the whole contract (the same code every saga step runs), since a schema cannot
 say everything.
 """
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Validations
+import json
+
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
-from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from stacks.function import FunctionDefaults, SagaFunction
 
 STAGE = "v1"
 # JSON schema keywords as aws_apigateway.JsonSchema names them
@@ -37,23 +42,45 @@ def json_schema(document: dict) -> apigateway.JsonSchema:
 
 
 class BookingApi(Construct):
+    """The REST API and its Lambda (``bookings_api.handle``), which may start and read this state machine's
+    executions and use the bookings table, nothing else."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        handler: lambda_.IFunction,
+        defaults: FunctionDefaults,
+        state_machine: sfn.StateMachine,
+        bookings: dynamodb.Table,
         schema: dict,
-        removal: RemovalPolicy,
     ):
         super().__init__(scope, construct_id)
-        access_logs = logs.LogGroup(self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=removal)
+        handler = SagaFunction(
+            self,
+            "Handler",
+            defaults=defaults,
+            handler="bookings_api.handle",
+            environment={"STATE_MACHINE_ARN": state_machine.state_machine_arn, "BOOKINGS_TABLE": bookings.table_name},
+        )
+        bookings.grant(handler.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        state_machine.grant_start_execution(handler.function)
+        state_machine.grant_execution(handler.function, "states:DescribeExecution", "states:GetExecutionHistory")
+        Validations.of(handler.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{_execution_arns(state_machine)}]",
+                reason="Executions are named by booking id at run time; the API reads only this machine's.",
+            )
+        )
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=defaults.removal
+        )
         self.api = apigateway.RestApi(
             self,
             "Api",
             description="Book a trip (POST /bookings) and follow it (GET /bookings/{booking_id})",
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=removal,
+            cloud_watch_role_removal_policy=defaults.removal,
             deploy_options=apigateway.StageOptions(
                 stage_name=STAGE,
                 access_log_destination=apigateway.LogGroupLogDestination(access_logs),
@@ -84,7 +111,7 @@ class BookingApi(Construct):
                 '$util.escapeJavaScript($context.error.validationErrorString)"}'
             },
         )
-        integration = apigateway.LambdaIntegration(handler)
+        integration = apigateway.LambdaIntegration(handler.function)
         validator = self.api.add_request_validator(
             "Requests", validate_request_body=True, validate_request_parameters=True
         )
@@ -116,3 +143,10 @@ class BookingApi(Construct):
                 reason="The account-level role API Gateway logs with; this managed policy is what AWS prescribes.",
             ),
         )
+
+
+def _execution_arns(state_machine: sfn.StateMachine) -> str:
+    """How cdk-nag names the ARN pattern of a state machine's executions (its name cut from its ARN)."""
+    arn = Stack.of(state_machine).resolve(state_machine.state_machine_arn)
+    name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", arn]}]}, separators=(",", ":"))
+    return f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}:*"

@@ -4,14 +4,17 @@ Give it the ordered steps (each a reserve task and its cancel task); it chains
 the reserves, retries transient errors, and wires each reserve's catch into the
 compensation chain at the step's own cancel. A step can fail after its write
 landed (a timeout, a crash after commit), so its own cancel runs too; cancels
-are idempotent and do nothing where nothing was reserved.
+are idempotent and do nothing where nothing was reserved. A compensation that
+still fails after its retries goes to ``DeadLetterParking``.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 # Errors worth retrying on a reserve: the Lambda service's own hiccups and write conflicts.
@@ -32,6 +35,7 @@ RESERVE_RETRIES = 3
 COMPENSATION_RETRIES = 8
 FAILURE_PATH = "$.failure"
 COMPENSATION_FAILURE_PATH = "$.compensation_failure"
+PARK_TIMEOUT = Duration.seconds(10)
 
 
 @dataclass(frozen=True)
@@ -89,3 +93,52 @@ class Saga(Construct):
             step.compensation.next(undo_next)
             undo_next = step.compensation
         self.definition: sfn.IChainable = steps[0].action
+
+
+class DeadLetterParking(Construct):
+    """Where a saga whose compensation cannot finish goes: its state (``saga``) and execution in one message on an
+    SQS dead-letter queue, for a person (``saga replay``), and the execution ends ``CompensationFailed``, never
+    silently half-undone. ``start`` is the state to chain to."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, removal: RemovalPolicy):
+        super().__init__(scope, construct_id)
+        self.queue = sqs.Queue(
+            self,
+            "CompensationDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+            removal_policy=removal,
+        )
+        Validations.of(self.queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the saga's dead-letter queue: it parks failed compensations for an "
+                "operator.",
+            )
+        )
+        self.start = tasks.SqsSendMessage(
+            self,
+            "SendToDeadLetterQueue",
+            queue=self.queue,
+            message_body=sfn.TaskInput.from_object(
+                {"execution_arn": sfn.JsonPath.execution_id, "saga": sfn.JsonPath.entire_payload}
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+            task_timeout=sfn.Timeout.duration(PARK_TIMEOUT),
+        )
+        self.start.add_retry(
+            errors=[sfn.Errors.ALL], max_attempts=5, backoff_rate=2, jitter_strategy=sfn.JitterType.FULL
+        )
+        self.start.next(
+            sfn.Fail(
+                self,
+                "CompensationFailed",
+                error="CompensationFailed",
+                cause_path=sfn.JsonPath.format(
+                    "Booking {} is only partly undone: {}. Its state is in the dead-letter queue.",
+                    sfn.JsonPath.execution_name,
+                    sfn.JsonPath.string_at(f"{COMPENSATION_FAILURE_PATH}.Error"),
+                ),
+            )
+        )

@@ -279,9 +279,9 @@ def test_chaos_fails_on_a_stack_that_does_not_compensate(cloud, deployment, saga
     assert saga("seed", "--stack", "BookingSaga-dev-broken")[0] == 0
     lambda_ = cloud.client("lambda")
     (cancel,) = [
-        f
-        for f in lambda_.list_functions()["Functions"]
-        if f["FunctionName"].startswith("BookingSaga-dev-broken-CancelHotel")
+        function
+        for function in lambda_.list_functions()["Functions"]
+        if function["FunctionName"].startswith("BookingSaga-dev-broken-") and function["Handler"] == "hotel.cancel"
     ]
     environment = cancel["Environment"]["Variables"] | {"TABLE_NAME": "no-such-table"}
     lambda_.update_function_configuration(FunctionName=cancel["FunctionName"], Environment={"Variables": environment})
