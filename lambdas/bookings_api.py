@@ -23,7 +23,14 @@ from functools import cache
 import boto3
 
 from booking_saga.contract import MAX_BOOKING_BYTES, Contract, InvalidBooking, parse_booking_id
-from booking_saga.executions import BookingRegistry, DuplicateBooking, UnknownBooking, start_booking, status_of
+from booking_saga.executions import (
+    BookingRegistry,
+    DuplicateBooking,
+    Outcome,
+    UnknownBooking,
+    start_booking,
+    status_of,
+)
 from booking_saga.observability import logger, observed
 
 
@@ -71,7 +78,7 @@ def _create(body: object) -> dict:
     if started.accepted:
         logger.info("booking started")
         return _booking(202, booking)
-    logger.info("repeated booking request", extra={"verdict": booking["verdict"]})
+    logger.info("repeated booking request", extra={"verdict": booking.verdict})
     return _booking(200, booking)
 
 
@@ -85,12 +92,12 @@ def _read(booking_id: str) -> dict:
         booking = status_of(_stepfunctions(), _registry(), os.environ["STATE_MACHINE_ARN"], booking_id)
     except UnknownBooking as error:
         return _response(404, {"message": str(error)})
-    logger.info("booking read", extra={"verdict": booking["verdict"]})
+    logger.info("booking read", extra={"verdict": booking.verdict})
     return _booking(200, booking)
 
 
-def _booking(status_code: int, booking: dict) -> dict:
-    return _response(status_code, booking, location=f"/bookings/{booking['booking_id']}")
+def _booking(status_code: int, outcome: Outcome) -> dict:
+    return _response(status_code, outcome.to_json(), location=f"/bookings/{outcome.booking_id}")
 
 
 def _response(status_code: int, body: dict, location: str | None = None) -> dict:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from booking_saga.services import SERVICES
 from saga.bookings import Outcome, start_booking, wait_for
+from saga.definition import compensation_chain
 from saga.deployment import Deployment
 
 FAIL_AT = tuple(service.name for service in SERVICES)  # the contract's chaos.fail_at takes each service
@@ -40,17 +41,6 @@ class ChaosReport:
             "checks": [check.to_json() for check in self.checks],
             "outcome": self.outcome.to_json(),
         }
-
-
-def compensation_chain(definition: dict, failed_state: str) -> list[str]:
-    """The states a failure of ``failed_state`` leads through: its catch, then each Next to the end."""
-    states = definition["States"]
-    catchers = states.get(failed_state, {}).get("Catch", [])
-    chain, name = [], catchers[0]["Next"] if catchers else None
-    while name is not None and name not in chain:
-        chain.append(name)
-        name = states[name].get("Next")
-    return chain
 
 
 def run_chaos(deployment: Deployment, booking: dict, fail_at: str, timeout: float = 300) -> ChaosReport:

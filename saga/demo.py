@@ -10,11 +10,12 @@ import tempfile
 from pathlib import Path
 
 from booking_saga.services import reference_trip
+from saga import render
 from saga.bookings import Outcome, start_booking, wait_for
 from saga.catalog import SAMPLE_CATALOG, load_catalog, seed
 from saga.deployment import DEFAULT_STACK, find_deployment
 from saga.localcloud import LocalCloud
-from saga.output import Printer
+from saga.render import Output
 from saga.synth import synthesize
 
 BOOKINGS = (
@@ -24,26 +25,35 @@ BOOKINGS = (
 EXPECTED = ["confirmed", "compensated"]
 
 
-def run_demo(printer: Printer) -> list[Outcome]:
+def run_demo(out: Output) -> list[Outcome]:
     with tempfile.TemporaryDirectory(prefix="saga-demo-") as workdir:
-        with printer.progress("Synthesizing the CDK app (app.py, as `cdk synth` would)"):
+        with out.progress("Synthesizing the CDK app (app.py, as `cdk synth` would)"):
             assembly = synthesize(Path(workdir) / "cdk.out")
         with LocalCloud() as cloud:
-            with printer.progress(f"Deploying {DEFAULT_STACK} into the local cloud at {cloud.endpoint_url}"):
+            with out.progress(f"Deploying {DEFAULT_STACK} into the local cloud at {cloud.endpoint_url}"):
                 cloud.deploy(assembly, DEFAULT_STACK)
             deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
             loaded = seed(deployment, load_catalog(SAMPLE_CATALOG))
-            printer.line(f"Loaded {len(loaded.changes)} flights and hotels from {SAMPLE_CATALOG.name}")
-            printer.line()
-            printer.tables(deployment, "Tables before")
+            out.note(f"Loaded {len(loaded.changes)} flights and hotels from {SAMPLE_CATALOG.name}")
+            out.note()
+            _show(out, render.tables(out, _contents(deployment), "Tables before"))
             outcomes = []
             for booking_id, extra, title in BOOKINGS:
-                printer.line()
-                printer.line(printer.paint(f"Booking {booking_id}: {title}", "bold"))
+                out.note()
+                out.note(out.paint(f"Booking {booking_id}: {title}", "bold"))
                 start_booking(deployment, reference_trip(booking_id) | extra)
                 outcome = wait_for(deployment, booking_id)
-                printer.outcome(outcome)
+                _show(out, render.path(out, outcome))
                 outcomes.append(outcome)
-            printer.line()
-            printer.tables(deployment, "Tables after")
+            out.note()
+            _show(out, render.tables(out, _contents(deployment), "Tables after"))
     return outcomes
+
+
+def _contents(deployment) -> dict[str, tuple[list[dict], list[dict]]]:
+    return {service: deployment.ledger(service).contents() for service in deployment.tables}
+
+
+def _show(out: Output, lines) -> None:
+    for line in lines:
+        out.note(line)

@@ -12,7 +12,7 @@ when every cancel succeeded.
 import json
 from dataclasses import dataclass, field
 
-from saga.chaos import compensation_chain
+from saga.definition import compensations
 from saga.deployment import Deployment
 
 VISIBILITY_SECONDS = 300  # while one replay works on a message, no other replay sees it
@@ -37,20 +37,6 @@ class Replay:
             "cancels": self.cancels,
             "error": self.error,
         }
-
-
-def compensations(definition: dict) -> list[tuple[str, str]]:
-    """(state name, function ARN) of every cancel, in the order a failure of the last step runs them."""
-    states, name, last_task = definition["States"], definition["StartAt"], None
-    while name is not None:
-        if states[name]["Type"] == "Task":
-            last_task = name
-        name = states[name].get("Next")
-    return [
-        (state, states[state]["Resource"])  # the tasks invoke their function directly (its ARN)
-        for state in compensation_chain(definition, last_task)
-        if states[state]["Type"] == "Task"
-    ]
 
 
 def replay_dead_letters(deployment: Deployment, limit: int = 10) -> list[Replay]:

@@ -46,6 +46,19 @@ class Step:
         message = readable_cause(self.cause)
         return message.removeprefix(f"{self.name}: ") if message else message
 
+    @classmethod
+    def from_json(cls, document: dict) -> "Step":
+        """A step as ``to_json`` wrote it (what the HTTP API answers)."""
+        return cls(
+            name=document["name"],
+            state_type=document["type"],
+            entered=datetime.fromisoformat(document["entered"]),
+            exited=datetime.fromisoformat(document["exited"]) if document.get("exited") else None,
+            attempts=document.get("attempts", 0),
+            error=document.get("error"),
+            cause=document.get("cause"),
+        )
+
     def to_json(self) -> dict:
         return {
             "name": self.name,
@@ -149,9 +162,12 @@ class Started:
     accepted: bool
 
 
-def verdict(status: str, error: str | None) -> str:
+def verdict(status: str | None, error: str | None) -> str:
     """How the saga ended. Every reserve and cancel catches all errors, so a FAILED execution
-    ended in one of the two Fail states, which its error tells apart."""
+    ended in one of the two Fail states, which its error tells apart. No status: Step Functions
+    no longer keeps the execution."""
+    if status is None:
+        return HISTORY_EXPIRED
     if status == "SUCCEEDED":
         return "confirmed"
     if status == "FAILED":
@@ -165,10 +181,10 @@ class Outcome:
 
     booking_id: str
     execution_arn: str
-    status: str
+    status: str | None  # None once Step Functions no longer keeps the execution
     error: str | None
     cause: str | None
-    booking: dict  # the execution input
+    booking: dict  # the execution input ({} where it is not known)
     path: list[Step]
 
     @property
@@ -202,6 +218,19 @@ class Outcome:
             "compensations": [step.name for step in self.compensations],
             "path": [step.to_json() for step in self.path],
         }
+
+    @classmethod
+    def from_json(cls, document: dict) -> "Outcome":
+        """An outcome as ``to_json`` wrote it (what the HTTP API answers); the input is not part of it."""
+        return cls(
+            booking_id=document["booking_id"],
+            execution_arn=document["execution_arn"],
+            status=document["status"],
+            error=document.get("error"),
+            cause=document.get("cause"),
+            booking={},
+            path=[Step.from_json(step) for step in document.get("path", [])],
+        )
 
 
 def execution_arn_for(state_machine_arn: str, booking_id: str) -> str:
@@ -255,24 +284,21 @@ def outcome_of(stepfunctions, state_machine_arn: str, booking_id: str) -> Outcom
     )
 
 
-def status_of(stepfunctions, registry: BookingRegistry, state_machine_arn: str, booking_id: str) -> dict:
-    """The booking as callers see it (``Outcome.to_json``), also once Step Functions has forgotten its execution:
-    then the bookings table still knows the id was used, and the verdict says the history expired."""
+def status_of(stepfunctions, registry: BookingRegistry, state_machine_arn: str, booking_id: str) -> Outcome:
+    """The booking's outcome, also once Step Functions has forgotten its execution: then the bookings table still
+    knows the id was used, and the verdict says the history expired."""
     try:
-        return outcome_of(stepfunctions, state_machine_arn, booking_id).to_json()
+        return outcome_of(stepfunctions, state_machine_arn, booking_id)
     except UnknownBooking:
         record = registry.record(booking_id)
         if record is None or "started_at" not in record:
             raise
-    return {
-        "booking_id": booking_id,
-        "execution_arn": record["execution_arn"],
-        "verdict": HISTORY_EXPIRED,
-        "status": None,
-        "error": None,
-        "cause": "Step Functions no longer keeps this booking's execution; its booking id stays used",
-        "step_reached": None,
-        "failed_step": None,
-        "compensations": [],
-        "path": [],
-    }
+    return Outcome(
+        booking_id=booking_id,
+        execution_arn=record["execution_arn"],
+        status=None,
+        error=None,
+        cause="Step Functions no longer keeps this booking's execution; its booking id stays used",
+        booking={},
+        path=[],
+    )
