@@ -18,7 +18,10 @@ expire by design, after which a booking id could be used again.
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import boto3
 
@@ -35,14 +38,25 @@ from booking_saga.observability import logger, observed
 
 
 @cache
-def _stepfunctions():
+def _stepfunctions_client():
     """Created once per execution environment and reused while the Lambda stays warm."""
     return boto3.client("stepfunctions")
 
 
 @cache
-def _registry() -> BookingRegistry:
+def _bookings_table() -> BookingRegistry:
     return BookingRegistry(boto3.resource("dynamodb").Table(os.environ["BOOKINGS_TABLE"]))
+
+
+@dataclass
+class Dependencies:
+    """What the handler talks to, each made on first use; tests give it others."""
+
+    stepfunctions: Callable[[], Any] = _stepfunctions_client
+    registry: Callable[[], BookingRegistry] = _bookings_table
+
+
+dependencies = Dependencies()
 
 
 @observed(correlation_id_path=None)
@@ -70,11 +84,11 @@ def _create(body: object) -> dict:
     logger.set_correlation_id(booking_id)
     state_machine = os.environ["STATE_MACHINE_ARN"]
     try:
-        started = start_booking(_stepfunctions(), _registry(), state_machine, document)
+        started = start_booking(dependencies.stepfunctions(), dependencies.registry(), state_machine, document)
     except DuplicateBooking as error:
         logger.warning("booking id reused for a different booking")
         return _response(409, {"message": str(error)})
-    booking = status_of(_stepfunctions(), _registry(), state_machine, booking_id)
+    booking = _status(booking_id)
     if started.accepted:
         logger.info("booking started")
         return _booking(202, booking)
@@ -89,11 +103,17 @@ def _read(booking_id: str) -> dict:
         return _response(400, {"message": str(error)})
     logger.set_correlation_id(booking_id)
     try:
-        booking = status_of(_stepfunctions(), _registry(), os.environ["STATE_MACHINE_ARN"], booking_id)
+        booking = status_of(
+            dependencies.stepfunctions(), dependencies.registry(), os.environ["STATE_MACHINE_ARN"], booking_id
+        )
     except UnknownBooking as error:
         return _response(404, {"message": str(error)})
     logger.info("booking read", extra={"verdict": booking.verdict})
     return _booking(200, booking)
+
+
+def _status(booking_id: str) -> Outcome:
+    return status_of(dependencies.stepfunctions(), dependencies.registry(), os.environ["STATE_MACHINE_ARN"], booking_id)
 
 
 def _booking(status_code: int, outcome: Outcome) -> dict:

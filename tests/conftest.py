@@ -1,4 +1,6 @@
-"""Shared fixtures: the app is synthesized once per session (it takes seconds), and deployed locally per module."""
+"""What every test shares: the app synthesized once per session (it takes seconds), the --schedules option and
+the reliability figures, and the kinds of test: everything under tests/integration runs the embedded local cloud
+and is marked ``integration`` (``./dev check`` runs the rest)."""
 
 import json
 from collections import Counter
@@ -7,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from saga.catalog import SAMPLE_CATALOG, load_catalog, seed
-from saga.deployment import Deployment, find_deployment
-from saga.localcloud import LocalCloud
 from saga.synth import synthesize
 
-WAIT_SCALE = 0.01
 FIGURES = pytest.StashKey[Counter]()
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION in item.path.parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def pytest_addoption(parser):
@@ -54,32 +59,3 @@ class Assembly:
 @pytest.fixture(scope="session")
 def assembly(tmp_path_factory) -> Assembly:
     return Assembly(synthesize(tmp_path_factory.mktemp("cdk.out")), "BookingSaga")
-
-
-@pytest.fixture(scope="module")
-def lambda_logs(request, tmp_path_factory) -> Path | None:
-    """Where the module's local cloud keeps each function's prints and logs (``<function name>.log``):
-    a fresh directory for a module that sets ``KEEP_LAMBDA_LOGS = True``, and nowhere for the others."""
-    return tmp_path_factory.mktemp("lambda-logs") if getattr(request.module, "KEEP_LAMBDA_LOGS", False) else None
-
-
-@pytest.fixture(scope="module")
-def cloud(assembly, request, lambda_logs):
-    """The stack deployed into a fresh local cloud, once per test module (deploying takes about 2 s).
-
-    Retry waits run at 1/100 of real time, so a compensation exhausting its retries
-    takes seconds; timeouts stay real, as they only matter when something hangs,
-    unless the module sets its own ``TIMEOUT_SCALE``.
-    """
-    timeout_scale = getattr(request.module, "TIMEOUT_SCALE", 1.0)
-    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=timeout_scale, log_dir=lambda_logs) as cloud:
-        cloud.deploy(assembly.directory, assembly.stack_name)
-        yield cloud
-
-
-@pytest.fixture(scope="module")
-def deployment(cloud, assembly) -> Deployment:
-    """The deployed saga, found by its stack outputs, with the sample catalog loaded."""
-    deployment = find_deployment(assembly.stack_name, endpoint_url=cloud.endpoint_url)
-    seed(deployment, load_catalog(SAMPLE_CATALOG))
-    return deployment

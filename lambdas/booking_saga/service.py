@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
@@ -50,13 +51,26 @@ def _dynamodb():
     return boto3.resource("dynamodb")
 
 
+def table_from_environment():
+    """The service's own table, as the stack names it to the function (``TABLE_NAME``)."""
+    return _dynamodb().Table(os.environ["TABLE_NAME"])
+
+
 class SagaService:
     """One service of the saga, from its entry in ``SERVICES``; ``admit`` may refuse a valid booking
-    before anything is written (the payment service declines charges above the currency's limit)."""
+    before anything is written (the payment service declines charges above the currency's limit).
+    ``table`` finds the service's table; tests give it another one."""
 
-    def __init__(self, spec: Service, *, admit: Callable[[Booking, Contract], None] = lambda booking, contract: None):
+    def __init__(
+        self,
+        spec: Service,
+        *,
+        admit: Callable[[Booking, Contract], None] = lambda booking, contract: None,
+        table: Callable[[], Any] = table_from_environment,
+    ):
         self.spec = spec
         self.name = spec.name
+        self.table = table
         self._admit = admit
         # The Lambda handlers (flight.reserve, flight.cancel, ...): logged, traced and counted.
         self.reserve = observed(self._handle_reserve)
@@ -145,7 +159,7 @@ class SagaService:
             raise TransientFailure(f"forced transient failure {attempt} of {failures} by chaos.transient")
 
     def _ledger(self) -> Ledger:
-        return Ledger(_dynamodb().Table(os.environ["TABLE_NAME"]), self.name)
+        return Ledger(self.table(), self.name)
 
 
 def _unpack(event: object) -> tuple[str, object, object]:

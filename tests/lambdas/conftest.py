@@ -9,31 +9,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
+import flight
+import hotel
+import payment
 from booking_saga import observability
-from booking_saga import service as saga_service
 from booking_saga.contract import ENVIRONMENT_VARIABLE, Contract
 from booking_saga.ledger import Ledger
+from tests.lambdas.support import CONTRACT, EXECUTION, NAMESPACE, TABLES, LambdaContext
 
-TABLES = {"flight": "flights", "hotel": "hotels", "payment": "payments"}
-PAYMENT_LIMIT = 100_000  # in JPY
-# Currencies without a minor unit and with two decimals: an amount with three decimals is invalid in every one.
-CONTRACT = Contract.with_limits({"JPY": PAYMENT_LIMIT, "USD": 700, "EUR": 650}, chaos_enabled=True)
-NAMESPACE = "BookingSagaTest"
-# The execution the state machine names in every invocation ($$.Execution.Id): it owns what is reserved.
-EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:BookingSaga:trip-0001"
-
-
-class LambdaContext:
-    """The parts of Lambda's context object that Powertools and the handlers read."""
-
-    function_name = "test-function"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    memory_limit_in_mb = 256
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 100
+HANDLERS = {"flight": flight, "hotel": hotel, "payment": payment}
 
 
 class _CurrentStdout:
@@ -63,7 +47,7 @@ def powertools(monkeypatch):
 
 @pytest.fixture
 def dynamodb(monkeypatch):
-    """Three empty tables shaped like the stack's (key ``pk``), and fresh handler clients."""
+    """Three empty tables shaped like the stack's (key ``pk``), each given to its service's handlers."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -73,17 +57,16 @@ def dynamodb(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        saga_service._dynamodb.cache_clear()
         resource = boto3.resource("dynamodb")
-        for table in TABLES.values():
+        for service, table in TABLES.items():
             resource.create_table(
                 TableName=table,
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
             )
+            monkeypatch.setattr(HANDLERS[service].service, "table", lambda table=table: resource.Table(table))
         yield resource
-    saga_service._dynamodb.cache_clear()
 
 
 @pytest.fixture
@@ -108,17 +91,11 @@ def stock(dynamodb) -> Callable[[str, str, int], None]:
 
 @pytest.fixture
 def invoke(monkeypatch, dynamodb, powertools) -> Callable[..., dict]:
-    """Call a handler as its Lambda would be called: its own TABLE_NAME and service, the state machine's payload."""
-    import flight
-    import hotel
-    import payment
-
-    modules = {"flight": flight, "hotel": hotel, "payment": payment}
+    """Call a handler as its Lambda would be called: its own table and service, the state machine's payload."""
 
     def call(service: str, action: str, booking: object, step: str = "", execution: str = EXECUTION) -> dict:
-        monkeypatch.setenv("TABLE_NAME", TABLES[service])
         monkeypatch.setattr(observability.metrics, "service", service)
         event = {"step": step, "execution": execution, "booking": booking}
-        return getattr(modules[service], action)(event, LambdaContext())
+        return getattr(HANDLERS[service], action)(event, LambdaContext())
 
     return call

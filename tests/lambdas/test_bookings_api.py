@@ -8,7 +8,7 @@ import pytest
 import bookings_api
 from booking_saga.contract import ENVIRONMENT_VARIABLE, MAX_BOOKING_BYTES, default_contract
 from tests.factories import booking
-from tests.lambdas.conftest import LambdaContext
+from tests.lambdas.support import LambdaContext
 
 
 @pytest.fixture(autouse=True)
@@ -17,8 +17,8 @@ def no_step_functions(monkeypatch):
     The stack's contract is a protected stage's: chaos off."""
     monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:Saga")
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, json.dumps(default_contract(chaos_enabled=False).to_json()))
-    monkeypatch.setattr(bookings_api, "_stepfunctions", lambda: pytest.fail("Step Functions was called"))
-    monkeypatch.setattr(bookings_api, "_registry", lambda: pytest.fail("the bookings table was used"))
+    monkeypatch.setattr(bookings_api.dependencies, "stepfunctions", lambda: pytest.fail("Step Functions was called"))
+    monkeypatch.setattr(bookings_api.dependencies, "registry", lambda: pytest.fail("the bookings table was used"))
 
 
 def call(method: str, resource: str, body: object = None, booking_id: str | None = None) -> tuple[int, dict]:

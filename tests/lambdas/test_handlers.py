@@ -14,7 +14,7 @@ from booking_saga.contract import (
     TransientFailure,
 )
 from tests.factories import booking
-from tests.lambdas.conftest import CONTRACT, PAYMENT_LIMIT, TABLES
+from tests.lambdas.support import CONTRACT, PAYMENT_LIMIT, TABLES
 
 
 def table_items(dynamodb, service: str) -> dict[str, dict]:

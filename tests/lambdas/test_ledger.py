@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from booking_saga.contract import BookingCancelled, BookingConflict, SoldOut
 from booking_saga.ledger import RESERVED, CapacityBelowHeld, Claim, Ledger
-from tests.lambdas.conftest import TABLES
+from tests.lambdas.support import TABLES
 
 _ids = itertools.count()
 

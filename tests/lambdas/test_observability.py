@@ -12,7 +12,7 @@ import flight
 from booking_saga import observability
 from booking_saga.contract import ChaosFailure, InvalidBooking
 from tests.factories import booking
-from tests.lambdas.conftest import EXECUTION, NAMESPACE, TABLES, LambdaContext
+from tests.lambdas.support import EXECUTION, NAMESPACE, LambdaContext
 
 
 def _output(capsys) -> tuple[list[dict], list[dict]]:
@@ -165,8 +165,8 @@ def test_a_failing_cancel_counts_a_compensation_failure_and_still_fails(invoke, 
     assert line["correlation_id"] == "trip-0009"
 
 
-def test_a_cancel_failing_unexpectedly_is_counted_and_logged_as_an_error(monkeypatch, invoke, capsys):
-    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+def test_a_cancel_failing_unexpectedly_is_counted_and_logged_as_an_error(monkeypatch, dynamodb, invoke, capsys):
+    monkeypatch.setattr(flight.service, "table", lambda: dynamodb.Table("no-such-table"))
     monkeypatch.setattr(observability.metrics, "service", "flight")
 
     with pytest.raises(Exception, match="ResourceNotFoundException"):
@@ -212,7 +212,6 @@ def test_an_odd_event_ends_as_it_did_without_powertools(invoke, capsys, event):
 def test_a_handler_called_without_a_context_runs(monkeypatch, stock, invoke, capsys):
     """Scripts and the benchmark's cold-start probe call handlers with no context; Lambda never does."""
     stock("flight", "NH101", 5)
-    monkeypatch.setenv("TABLE_NAME", TABLES["flight"])
 
     result = flight.reserve({"step": "ReserveFlight", "execution": EXECUTION, "booking": booking("trip-0011")}, None)
 

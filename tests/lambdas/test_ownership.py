@@ -8,7 +8,7 @@ import pytest
 
 from booking_saga.contract import BookingCancelled, BookingConflict, Contract
 from tests.factories import booking
-from tests.lambdas.conftest import EXECUTION, TABLES
+from tests.lambdas.support import EXECUTION, TABLES
 
 INTRUDER = EXECUTION.replace(":trip-0001", ":trip-0001-again")
 

@@ -9,7 +9,7 @@ from jsonschema import Draft4Validator
 
 from booking_saga.contract import Contract, InvalidBooking
 from tests.factories import booking
-from tests.lambdas.test_hostile_input import ANYTHING, VALID_DOCUMENTS
+from tests.strategies import ANYTHING, VALID_DOCUMENTS
 
 
 def resources(template: dict, kind: str) -> dict[str, dict]:

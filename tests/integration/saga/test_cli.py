@@ -5,8 +5,8 @@ import json
 import pytest
 
 from saga.bookings import outcome_of
-from saga.definition import compensation_chain
 from saga.cli import main
+from saga.definition import compensation_chain
 from saga.synth import synthesize
 
 HAPPY_PATH = ["ReserveFlight", "ReserveHotel", "ProcessPayment", "BookingConfirmed"]
@@ -73,9 +73,7 @@ def test_book_and_status_through_the_http_api(saga, deployment):
 
     assert code == 1, err
     # the same booking looks the same through either transport: the path, the failure, the compensations
-    assert [line.split()[:2] for line in out.splitlines()[1:]] == [
-        line.split()[:2] for line in direct.splitlines()[1:]
-    ]
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [line.split()[:2] for line in direct.splitlines()[1:]]
     assert "ChaosFailure: forced to fail by chaos.fail_at=hotel" in out
     assert out.splitlines()[-1] == "  => COMPENSATED"
     code, status = run_json(saga, "status", "--api", "cli-api-1")

@@ -59,14 +59,6 @@ def test_a_bad_catalog_is_refused_before_anything_is_written(deployment, cloud, 
         load_catalog(catalog)
 
 
-def test_a_catalog_that_is_not_utf8_is_refused(tmp_path):
-    catalog = tmp_path / "catalog.json"
-    catalog.write_bytes(b'{"flights": {"NH101": 3, "\xff": 1}}')
-
-    with pytest.raises(InvalidCatalog, match=r"cannot read catalog .*utf-8"):
-        load_catalog(catalog)
-
-
 def test_a_stack_that_is_not_deployed_is_named(cloud, capsys):
     assert main(["seed", "--stack", "NoSuchSaga", "--endpoint-url", cloud.endpoint_url]) == 2
     assert f"stack NoSuchSaga is not deployed at {cloud.endpoint_url}" in capsys.readouterr().err
