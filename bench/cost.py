@@ -80,7 +80,7 @@ def _recorder(session: Session, action: str) -> str:
 
 def _recorded_requests(recording: str) -> list[tuple[str, str, dict]]:
     """(kind, target, JSON body) per recorded request; kind is lambda, dynamodb, sqs or other."""
-    requests = []
+    requests: list[tuple[str, str, dict]] = []
     for line in recording.splitlines():
         entry = json.loads(line)
         body = entry["body"] or ""
@@ -146,8 +146,30 @@ def _state_uses(
     history: list[dict], requests: list[tuple[str, str, dict]], largest: list[int], bookings_table: str
 ) -> list[StateUse]:
     """Each state entry's transitions, invocations and billed time (from the history), and requests (recorded)."""
+    uses, callers = _from_history(history)
+    calls = [(kind, target, body) for kind, target, body in requests if kind in ("lambda", "sqs")]
+    if len(calls) != len(callers):
+        raise RuntimeError(f"recorded {len(calls)} task calls, the history has {len(callers)}: cannot attribute")
+    accept = StateUse(ACCEPT, state_transitions=0)
+    current = accept  # before the first task call, only accepting the booking runs
+    for kind, target, body in requests:
+        if kind in ("lambda", "sqs"):
+            current = callers.pop(0)
+        if kind == "sqs":
+            current.sqs_requests += max(1, math.ceil(len(body.get("MessageBody", "").encode()) / 65536))
+        elif kind == "dynamodb":
+            use = accept if body.get("TableName") == bookings_table else current
+            reads, writes = _dynamodb_units(target, body, largest)
+            use.dynamodb_read_units += reads
+            use.dynamodb_write_units += writes
+            use.dynamodb_calls[target] += 1
+    return [accept, *uses]
+
+
+def _from_history(history: list[dict]) -> tuple[list[StateUse], list[StateUse]]:
+    """The state entries, and per Lambda or service-integration call, in order, the state that made it."""
     uses: list[StateUse] = []
-    callers: list[StateUse] = []  # per Lambda or service-integration call, in order: the state that made it
+    callers: list[StateUse] = []
     started = None
     for event in history:
         kind = event["type"]
@@ -163,24 +185,7 @@ def _state_uses(
         elif kind in _LAMBDA_ENDS:
             span_ms = (event["timestamp"] - started).total_seconds() * 1000
             uses[-1].lambda_billed_ms += max(1, math.ceil(span_ms))
-    calls = [(kind, target, body) for kind, target, body in requests if kind in ("lambda", "sqs")]
-    if len(calls) != len(callers):
-        raise RuntimeError(f"recorded {len(calls)} task calls, the history has {len(callers)}: cannot attribute")
-    accept = StateUse(ACCEPT, state_transitions=0)
-    uses.insert(0, accept)
-    current = None
-    for kind, target, body in requests:
-        if kind in ("lambda", "sqs"):
-            current = callers.pop(0)
-        if kind == "sqs":
-            current.sqs_requests += max(1, math.ceil(len(body.get("MessageBody", "").encode()) / 65536))
-        elif kind == "dynamodb":
-            use = accept if body.get("TableName") == bookings_table else current
-            reads, writes = _dynamodb_units(target, body, largest)
-            use.dynamodb_read_units += reads
-            use.dynamodb_write_units += writes
-            use.dynamodb_calls[target] += 1
-    return uses
+    return uses, callers
 
 
 def _totals(uses: list[StateUse], memory_mb: int) -> dict:

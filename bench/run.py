@@ -13,7 +13,7 @@ from pathlib import Path
 from bench import cold_start, local, report
 from bench import cost as cost_model
 from bench.session import TIMEOUT_SCALE, WAIT_SCALE, deployed
-from saga.synth import synthesize
+from saga.synth import cached_assembly
 
 ENGINES = (("local_cloud", None), ("bare_interpreter", local.instant_invoker))
 
@@ -25,7 +25,7 @@ def progress(message: str) -> None:
 def run(args: argparse.Namespace, workdir: Path) -> None:
     started, date = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
     progress("synthesizing the CDK app (a few seconds)")
-    assembly = synthesize(workdir / "cdk.out")
+    assembly = cached_assembly()
     concurrencies = sorted({1, args.concurrency})
     cells, cost, cold = [], {}, {}
     for engine, invoker in ENGINES:

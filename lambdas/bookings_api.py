@@ -38,7 +38,7 @@ from booking_saga.observability import logger, observed
 
 
 @cache
-def _stepfunctions_client():
+def _stepfunctions_client() -> Any:
     """Created once per execution environment and reused while the Lambda stays warm."""
     return boto3.client("stepfunctions")
 
@@ -60,7 +60,7 @@ dependencies = Dependencies()
 
 
 @observed(correlation_id_path=None)
-def handle(event: dict, context: object = None) -> dict:
+def handle(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Lambda handler for both routes; API Gateway has already checked the caller and the body's shape."""
     route = (event.get("httpMethod"), event.get("resource"))
     if route == ("POST", "/bookings"):
@@ -70,7 +70,7 @@ def handle(event: dict, context: object = None) -> dict:
     return _response(404, {"message": f"no route {route[0]} {route[1]}"})
 
 
-def _create(body: object) -> dict:
+def _create(body: object) -> dict[str, Any]:
     if not isinstance(body, str) or len(body.encode()) > MAX_BOOKING_BYTES:
         return _response(400, {"message": f"the body must be a JSON booking of at most {MAX_BOOKING_BYTES} bytes"})
     try:
@@ -96,7 +96,7 @@ def _create(body: object) -> dict:
     return _booking(200, booking)
 
 
-def _read(booking_id: str) -> dict:
+def _read(booking_id: str) -> dict[str, Any]:
     try:
         parse_booking_id(booking_id)
     except InvalidBooking as error:
@@ -116,11 +116,11 @@ def _status(booking_id: str) -> Outcome:
     return status_of(dependencies.stepfunctions(), dependencies.registry(), os.environ["STATE_MACHINE_ARN"], booking_id)
 
 
-def _booking(status_code: int, outcome: Outcome) -> dict:
+def _booking(status_code: int, outcome: Outcome) -> dict[str, Any]:
     return _response(status_code, outcome.to_json(), location=f"/bookings/{outcome.booking_id}")
 
 
-def _response(status_code: int, body: dict, location: str | None = None) -> dict:
+def _response(status_code: int, body: dict[str, Any], location: str | None = None) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if location:
         headers["Location"] = location

@@ -8,6 +8,7 @@ and turn the API's refusals into the library's errors (400: ``InvalidBooking``, 
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
@@ -59,7 +60,7 @@ class BookingApi:
 
     def get(self, booking_id: str) -> ApiResponse:
         """``GET /bookings/{booking_id}``: the booking's status, step reached, error and compensations."""
-        return self.send("GET", f"bookings/{urllib.request.quote(booking_id, safe='')}")
+        return self.send("GET", f"bookings/{urllib.parse.quote(booking_id, safe='')}")
 
     def send(self, method: str, path: str, body: bytes | None = None) -> ApiResponse:
         """Any request to the API (``path`` relative to its URL), signed; any status is returned, not raised."""

@@ -7,7 +7,6 @@ The argument spec and the error mapping are in ``saga.cli``.
 
 import secrets
 import signal
-import tempfile
 import threading
 from argparse import Namespace
 from enum import IntEnum
@@ -56,31 +55,30 @@ def demo(args: Namespace, out: Output) -> ExitStatus:
 
 def local_up(args: Namespace, out: Output) -> ExitStatus:
     from saga.localcloud import LocalCloud
-    from saga.synth import synthesize
+    from saga.synth import cached_assembly
 
     catalog = load_catalog(args.catalog)  # a bad catalog fails before anything slow starts
-    with tempfile.TemporaryDirectory(prefix="saga-local-") as workdir:
-        with out.progress("Synthesizing the CDK app"):
-            assembly = synthesize(Path(workdir) / "cdk.out")
-        with LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir) as cloud:
-            with out.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
-                outputs = cloud.deploy(assembly, DEFAULT_STACK)
-            deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
-            loaded = load_into(deployment, catalog)
-            stop = threading.Event()
-            for signal_number in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: background jobs ignore it
-                signal.signal(signal_number, lambda *_: stop.set())
-            out.note(f"Loaded {len(loaded.changes)} flights and hotels from {args.catalog}")
-            document = {
-                "endpoint_url": cloud.endpoint_url,
-                "api_url": deployment.api_url,
-                "stack": DEFAULT_STACK,
-                "outputs": outputs,
-            }
-            out.result(document, render.local_cloud(out, cloud.endpoint_url, deployment.api_url, outputs))
-            while not stop.wait(0.5):
-                pass
-            out.note("Stopping the local cloud.")
+    with out.progress("Synthesizing the CDK app (cached while unchanged)"):
+        assembly = cached_assembly()
+    with LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir) as cloud:
+        with out.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
+            outputs = cloud.deploy(assembly, DEFAULT_STACK)
+        deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
+        loaded = load_into(deployment, catalog)
+        stop = threading.Event()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: background jobs ignore it
+            signal.signal(signal_number, lambda *_: stop.set())
+        out.note(f"Loaded {len(loaded.changes)} flights and hotels from {args.catalog}")
+        document = {
+            "endpoint_url": cloud.endpoint_url,
+            "api_url": deployment.api_url,
+            "stack": DEFAULT_STACK,
+            "outputs": outputs,
+        }
+        out.result(document, render.local_cloud(out, cloud.endpoint_url, deployment.api_url, outputs))
+        while not stop.wait(0.5):
+            pass
+        out.note("Stopping the local cloud.")
     return ExitStatus.OK
 
 

@@ -18,7 +18,7 @@ def compensation_chain(definition: dict, failed_state: str) -> list[str]:
 
 def compensations(definition: dict) -> list[tuple[str, str]]:
     """(state name, function ARN) of every cancel, in the order a failure of the last step runs them."""
-    states, name, last_task = definition["States"], definition["StartAt"], None
+    states, name, last_task = definition["States"], definition["StartAt"], ""
     while name is not None:
         if states[name]["Type"] == "Task":
             last_task = name

@@ -132,15 +132,22 @@ def _highlight(graph: _Graph, path: list[Step]) -> _Highlight:
             continue
         node = ids[step.name]
         visited.append((node, step))
-        if index == failed_index or step.state_type == "Fail" or step.failed:
-            style = FAILED
-        elif failed_index is not None and index > failed_index and step.state_type == "Task":
-            style = COMPENSATED
-        else:
-            style = SUCCEEDED
+        style = _style(step, index, failed_index)
         if node not in styles or _SEVERITY[style] > _SEVERITY[styles[node]]:
             styles[node] = style
+    return _Highlight(styles, _taken(graph, visited))
 
+
+def _style(step: Step, index: int, failed_index: int | None) -> str:
+    if index == failed_index or step.state_type == "Fail" or step.failed:
+        return FAILED
+    if failed_index is not None and index > failed_index and step.state_type == "Task":
+        return COMPENSATED
+    return SUCCEEDED
+
+
+def _taken(graph: _Graph, visited: list[tuple[str, Step]]) -> frozenset[int]:
+    """The edges the visited states were joined by: a catch edge where the state before failed."""
     taken: set[int] = set()
 
     def take(source: str, target: str, caught: bool) -> None:
@@ -155,7 +162,7 @@ def _highlight(graph: _Graph, path: list[Step]) -> _Highlight:
         take(source, target, caught=step.failed)
     if visited and not visited[-1][1].failed and visited[-1][1].exited is not None:
         take(visited[-1][0], STOP, caught=False)
-    return _Highlight(styles, frozenset(taken))
+    return frozenset(taken)
 
 
 # ---------------------------------------------------------------- Mermaid

@@ -42,7 +42,7 @@ class Replay:
 def replay_dead_letters(deployment: Deployment, limit: int = 10) -> list[Replay]:
     sqs, stepfunctions = deployment.client("sqs"), deployment.client("stepfunctions")
     cancels = compensations(deployment.definition())
-    replays = []
+    replays: list[Replay] = []
     while len(replays) < limit:
         messages = sqs.receive_message(
             QueueUrl=deployment.dead_letter_queue_url,

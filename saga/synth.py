@@ -1,12 +1,25 @@
-"""Synthesize the CDK app in-process into a cloud assembly directory (what `cdk deploy` uploads)."""
+"""Synthesize the CDK app in-process into a cloud assembly directory (what `cdk deploy` uploads).
 
+Synthesizing takes seconds (aws-cdk-lib's import, jsii, cdk-nag); ``cached_assembly`` keeps each
+assembly under ``.cache/assemblies/`` by a digest of everything it is made from (the app's sources,
+the Lambda code, cdk.json, the context, the CDK's versions), so the demo, `saga local up` and the
+tests synthesize only after a change (``SAGA_CACHE_DIR`` moves the cache elsewhere).
+"""
+
+import hashlib
 import json
 import os
 import shutil
+import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent  # where app.py and cdk.json live
 CDK_JSON = ROOT / "cdk.json"
+CACHE = Path(os.environ.get("SAGA_CACHE_DIR") or ROOT / ".cache") / "assemblies"
+# What an assembly is made from: change any of it and the cache misses.
+SOURCES = ("app.py", "cdk.json", "stacks", "lambdas", "saga/synth.py")
+LIBRARIES = ("aws-cdk-lib", "constructs", "cdk-nag")
 
 
 class SynthError(RuntimeError):
@@ -36,3 +49,39 @@ def synthesize(outdir: Path, context: dict | None = None) -> Path:
     except ValueError as error:
         raise SynthError(f"cannot synthesize the app: {error}") from error
     return Path(outdir)
+
+
+def cached_assembly(context: dict | None = None) -> Path:
+    """The assembly ``synthesize`` would write for this context, from the cache while the sources are unchanged.
+
+    Concurrent callers (test workers) may synthesize the same one at once: each writes its own directory and
+    moves it into place in one rename, and a loser keeps the winner's."""
+    key = _digest(context or {})
+    assembly = CACHE / key
+    if (assembly / "manifest.json").is_file():
+        return assembly
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=CACHE))
+    try:
+        synthesize(partial / "cdk.out", context)
+        os.replace(partial / "cdk.out", assembly)
+    except OSError:
+        if not (assembly / "manifest.json").is_file():  # not a lost race: a real failure
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return assembly
+
+
+def _digest(context: dict) -> str:
+    digest = hashlib.sha256(json.dumps(context, sort_keys=True, default=str).encode())
+    for library in LIBRARIES:
+        digest.update(f"{library}=={version(library)}".encode())
+    for source in SOURCES:
+        path = ROOT / source
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        for file in files:
+            if file.is_file() and "__pycache__" not in file.parts:
+                digest.update(str(file.relative_to(ROOT)).encode())
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:20]

@@ -1,5 +1,7 @@
 """The CDK app: what `cdk synth`/`cdk deploy` build (through the top-level app.py) and what tests synthesize."""
 
+from typing import Any
+
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
@@ -7,7 +9,7 @@ from stacks.booking_saga_stack import BookingSagaStack
 from stacks.settings import SagaSettings
 
 
-def build_app(context: dict | None = None, outdir: str | None = None) -> cdk.App:
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
     """The app with its one stack; cdk-nag's AwsSolutions checks make synth fail on any unacknowledged finding."""
     app = cdk.App(context=context, outdir=outdir)
     settings = SagaSettings.from_context(app.node)

@@ -8,6 +8,7 @@ say everything.
 """
 
 import json
+from typing import Any
 
 from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_apigateway as apigateway
@@ -27,7 +28,7 @@ _KEYWORDS = {
 }
 
 
-def json_schema(document: dict) -> apigateway.JsonSchema:
+def json_schema(document: dict[str, Any]) -> apigateway.JsonSchema:
     """A JSON schema document (the contract's) as the CDK's model schema."""
     values = {}
     for key, value in document.items():
@@ -53,7 +54,7 @@ class BookingApi(Construct):
         defaults: FunctionDefaults,
         state_machine: sfn.StateMachine,
         bookings: dynamodb.Table,
-        schema: dict,
+        schema: dict[str, Any],
     ):
         super().__init__(scope, construct_id)
         handler = SagaFunction(
@@ -115,14 +116,14 @@ class BookingApi(Construct):
         validator = self.api.add_request_validator(
             "Requests", validate_request_body=True, validate_request_parameters=True
         )
-        bookings = self.api.root.add_resource("bookings")
-        bookings.add_method(
+        collection = self.api.root.add_resource("bookings")
+        collection.add_method(
             "POST",
             integration,
             request_models={"application/json": self.api.add_model("Booking", schema=json_schema(schema))},
             request_validator=validator,
         )
-        bookings.add_resource("{booking_id}").add_method(
+        collection.add_resource("{booking_id}").add_method(
             "GET",
             integration,
             request_parameters={"method.request.path.booking_id": True},

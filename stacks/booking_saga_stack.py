@@ -5,8 +5,10 @@ Read top to bottom: services, saga, state machine, alarms, API, outputs.
 """
 
 import json
+from typing import Any, cast
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, CfnOutput, Duration, Stack, Validations
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -26,7 +28,7 @@ EXECUTION_TIMEOUT = Duration.minutes(30)
 
 
 class BookingSagaStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: SagaSettings, **kwargs):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: SagaSettings, **kwargs: Any):
         super().__init__(scope, construct_id, **kwargs)
         contract = json.dumps(settings.contract.to_json(), separators=(",", ":"))
         defaults = FunctionDefaults.for_stack(self, {ENVIRONMENT_VARIABLE: contract}, settings.removal)
@@ -95,6 +97,9 @@ class BookingSagaStack(Stack):
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="The booking HTTP API (IAM-signed requests)")
 
+    def _logical_id(self, function: lambda_.Function) -> str:
+        return self.get_logical_id(cast(CfnElement, function.node.default_child))
+
     def _acknowledge_state_machine_findings(self) -> None:
         functions = [function for service in self.services for function in (service.reserve, service.cancel)]
         Validations.of(self.state_machine).acknowledge(
@@ -108,7 +113,7 @@ class BookingSagaStack(Stack):
             ),
             *(
                 Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::<{self.resolve(self.get_logical_id(fn.node.default_child))}.Arn>:*]",
+                    id=f"AwsSolutions-IAM5[Resource::<{self.resolve(self._logical_id(fn))}.Arn>:*]",
                     reason="Step Functions invokes the function by ARN and may name a version or alias: '<arn>:*'.",
                 )
                 for fn in functions

@@ -1,6 +1,7 @@
 """One service of the saga, as a construct: its own table, its reserve and cancel functions, and its saga step."""
 
 from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
@@ -55,7 +56,7 @@ class ReservationService(Construct):
         )
 
 
-def _invoke(scope: Construct, state: str, function, result_path: str) -> tasks.LambdaInvoke:
+def _invoke(scope: Construct, state: str, function: lambda_.IFunction, result_path: str) -> tasks.LambdaInvoke:
     """A task that hands the Lambda the original booking (not the growing state), its own state name, and the
     execution it runs for (which owns what the Lambda reserves)."""
     return tasks.LambdaInvoke(

@@ -59,7 +59,7 @@ class Saga(Construct):
         construct_id: str,
         *,
         steps: Sequence[SagaStep],
-        succeeded: sfn.INextable | sfn.State,
+        succeeded: sfn.IChainable,
         failed: sfn.State,
         on_compensation_failure: sfn.IChainable,
     ):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_stepfunctions as sfn
+from constructs import Node
 
 from booking_saga.contract import DEFAULT_PAYMENT_LIMITS, Contract
 
@@ -40,7 +41,7 @@ class SagaSettings:
         return Contract.with_limits(dict(self.payment_limits), self.chaos_enabled)
 
     @classmethod
-    def from_context(cls, node) -> "SagaSettings":
+    def from_context(cls, node: Node) -> "SagaSettings":
         stage = _stage(node.try_get_context("stage") or "dev")
         chaos = node.try_get_context("chaos")
         settings = cls(

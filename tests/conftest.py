@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from saga.synth import synthesize
+from saga.synth import cached_assembly
 
 FIGURES = pytest.StashKey[Counter]()
 INTEGRATION = Path(__file__).parent / "integration"
@@ -19,6 +19,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION in item.path.parents:
             item.add_marker(pytest.mark.integration)
+        if "assembly" in getattr(item, "fixturenames", ()):
+            # with pytest-xdist's --dist loadgroup, the tests of the synthesized app share one worker: one synth
+            item.add_marker(pytest.mark.xdist_group("synthesized-app"))
 
 
 def pytest_addoption(parser):
@@ -57,5 +60,6 @@ class Assembly:
 
 
 @pytest.fixture(scope="session")
-def assembly(tmp_path_factory) -> Assembly:
-    return Assembly(synthesize(tmp_path_factory.mktemp("cdk.out")), "BookingSaga")
+def assembly() -> Assembly:
+    """The app as `cdk synth` writes it, synthesized again only when its sources changed (``cached_assembly``)."""
+    return Assembly(cached_assembly(), "BookingSaga")

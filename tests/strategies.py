@@ -7,6 +7,7 @@ The valid ones take the handler tests' contract (JPY, without a minor unit, and 
 import copy
 import json
 import operator
+import os
 import string
 from dataclasses import dataclass
 
@@ -16,6 +17,15 @@ from booking_saga import contract
 from booking_saga.contract import readable_name
 from tests.factories import booking
 from tests.lambdas.support import CONTRACT, PAYMENT_LIMIT
+
+# `./dev check` (the fast loop) draws a quarter of each test's examples; `./dev test` and CI draw them all.
+EXAMPLES_SCALE = float(os.environ.get("SAGA_EXAMPLES_SCALE", "1"))
+
+
+def examples(count: int) -> int:
+    """A test's number of hypothesis examples, as the run asks (at least 10)."""
+    return max(10, round(count * EXAMPLES_SCALE))
+
 
 STOCKED = {"flight": ("NH101", 1_000_000), "hotel": ("TOKYO-GRAND", 1_000_000)}
 

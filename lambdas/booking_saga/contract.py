@@ -166,7 +166,7 @@ class Contract:
         """The contract the stack gave this function (``BOOKING_CONTRACT``)."""
         return cls.from_json(json.loads(os.environ[ENVIRONMENT_VARIABLE]))
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "chaos_enabled": self.chaos_enabled,
             "currencies": {
@@ -180,16 +180,16 @@ class Contract:
         """The handlers chaos may name: ``flight.reserve``, ``flight.cancel``, ..."""
         return tuple(function for service in self.services for function in service.functions)
 
-    def json_schema(self) -> dict:
+    def json_schema(self) -> dict[str, Any]:
         """The booking's shape as a JSON schema (draft 4, which API Gateway's models take): what a schema can say
         of this contract; ``parse`` says the rest (decimals per currency, the size, chaos's contents)."""
-        kinds = {
+        kinds: dict[str, dict[str, Any]] = {
             "id": {"type": "string", "pattern": f"^{ID_PATTERN}$"},
             "units": {"type": "integer", "minimum": 1, "maximum": MAX_UNITS},
             "amount": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": int(MAX_AMOUNT)},
             "currency": {"type": "string", "enum": sorted(self.currencies)},
         }
-        properties: dict[str, dict] = {"booking_id": kinds["id"], "customer_id": kinds["id"]}
+        properties: dict[str, dict[str, Any]] = {"booking_id": kinds["id"], "customer_id": kinds["id"]}
         for service in self.services:
             properties[service.name] = {
                 "type": "object",
@@ -336,7 +336,9 @@ def _check_size(document: object) -> None:
         raise InvalidBooking(f"booking must be at most {MAX_BOOKING_BYTES} bytes of JSON, not {size}")
 
 
-def _object(value: object, name: str, required: set[str], optional: set[str] | frozenset = frozenset()) -> dict:
+def _object(
+    value: object, name: str, required: set[str], optional: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidBooking(f"{name} must be an object")
     missing = sorted(required - value.keys())
@@ -387,7 +389,8 @@ def _from_text(text: str) -> Decimal | None:
 
 
 def _decimals(amount: Decimal) -> int:
-    return max(0, -amount.normalize().as_tuple().exponent)
+    exponent = amount.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 def _canonical(value: Any) -> Any:

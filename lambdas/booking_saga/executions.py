@@ -47,7 +47,7 @@ class Step:
         return message.removeprefix(f"{self.name}: ") if message else message
 
     @classmethod
-    def from_json(cls, document: dict) -> "Step":
+    def from_json(cls, document: dict[str, Any]) -> "Step":
         """A step as ``to_json`` wrote it (what the HTTP API answers)."""
         return cls(
             name=document["name"],
@@ -59,7 +59,7 @@ class Step:
             cause=document.get("cause"),
         )
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "type": self.state_type,
@@ -72,7 +72,7 @@ class Step:
         }
 
 
-def execution_path(stepfunctions, execution_arn: str) -> list[Step]:
+def execution_path(stepfunctions: Any, execution_arn: str) -> list[Step]:
     """The states the execution entered, in order, with their attempts and final errors."""
     steps: list[Step] = []
     paginator = stepfunctions.get_paginator("get_execution_history")
@@ -80,8 +80,8 @@ def execution_path(stepfunctions, execution_arn: str) -> list[Step]:
         for event in page["events"]:
             kind = event["type"]
             if kind.endswith("StateEntered") and kind.removesuffix("StateEntered") in _STATE_TYPES:
-                details = event["stateEnteredEventDetails"]
-                steps.append(Step(details["name"], kind.removesuffix("StateEntered"), event["timestamp"]))
+                entered = event["stateEnteredEventDetails"]
+                steps.append(Step(entered["name"], kind.removesuffix("StateEntered"), event["timestamp"]))
             elif not steps:
                 continue
             elif kind.endswith("StateExited"):
@@ -91,7 +91,9 @@ def execution_path(stepfunctions, execution_arn: str) -> list[Step]:
             elif kind.endswith("Succeeded") and kind != "ExecutionSucceeded":
                 steps[-1].error = steps[-1].cause = None
             elif kind.endswith(("Failed", "TimedOut", "Aborted")):
-                details = next((value for key, value in event.items() if key.endswith("EventDetails")), {})
+                details: dict[str, Any] = next(
+                    (value for key, value in event.items() if key.endswith("EventDetails")), {}
+                )
                 steps[-1].error = details.get("error", kind)
                 steps[-1].cause = details.get("cause")
                 if kind.startswith("Execution"):
@@ -127,7 +129,7 @@ class BookingRegistry:
     def __init__(self, table: Any):
         self.table = table
 
-    def accept(self, booking_id: str, details: str, execution_arn: str) -> tuple[bool, dict]:
+    def accept(self, booking_id: str, details: str, execution_arn: str) -> tuple[bool, dict[str, Any]]:
         """Record the booking unless its id is taken: (True, the new record), or (False, the record there)."""
         record = {
             "pk": f"booking#{booking_id}",
@@ -142,8 +144,11 @@ class BookingRegistry:
             return False, self.record(booking_id) or record
         return True, record
 
-    def record(self, booking_id: str) -> dict | None:
-        return self.table.get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True).get("Item")
+    def record(self, booking_id: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.table.get_item(Key={"pk": f"booking#{booking_id}"}, ConsistentRead=True).get(
+            "Item"
+        )
+        return item
 
     def started(self, booking_id: str) -> None:
         self.table.update_item(
@@ -184,7 +189,7 @@ class Outcome:
     status: str | None  # None once Step Functions no longer keeps the execution
     error: str | None
     cause: str | None
-    booking: dict  # the execution input ({} where it is not known)
+    booking: dict[str, Any]  # the execution input ({} where it is not known)
     path: list[Step]
 
     @property
@@ -204,7 +209,7 @@ class Outcome:
         after = self.path[self.path.index(failed) + 1 :]
         return [step for step in after if step.state_type == "Task" and step.name != "SendToDeadLetterQueue"]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         failed = self.failed_step
         return {
             "booking_id": self.booking_id,
@@ -220,7 +225,7 @@ class Outcome:
         }
 
     @classmethod
-    def from_json(cls, document: dict) -> "Outcome":
+    def from_json(cls, document: dict[str, Any]) -> "Outcome":
         """An outcome as ``to_json`` wrote it (what the HTTP API answers); the input is not part of it."""
         return cls(
             booking_id=document["booking_id"],
@@ -238,7 +243,9 @@ def execution_arn_for(state_machine_arn: str, booking_id: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{booking_id}"
 
 
-def start_booking(stepfunctions, registry: BookingRegistry, state_machine_arn: str, booking: dict) -> Started:
+def start_booking(
+    stepfunctions: Any, registry: BookingRegistry, state_machine_arn: str, booking: dict[str, Any]
+) -> Started:
     """Accept the booking and start its saga, named by its booking id.
 
     The same booking again (its details, whatever its chaos) starts nothing new: it answers with the
@@ -264,7 +271,7 @@ def start_booking(stepfunctions, registry: BookingRegistry, state_machine_arn: s
     return Started(booking_id, record["execution_arn"], accepted)
 
 
-def outcome_of(stepfunctions, state_machine_arn: str, booking_id: str) -> Outcome:
+def outcome_of(stepfunctions: Any, state_machine_arn: str, booking_id: str) -> Outcome:
     """The booking's outcome now (it may still be running)."""
     arn = execution_arn_for(state_machine_arn, booking_id)
     try:
@@ -284,7 +291,7 @@ def outcome_of(stepfunctions, state_machine_arn: str, booking_id: str) -> Outcom
     )
 
 
-def status_of(stepfunctions, registry: BookingRegistry, state_machine_arn: str, booking_id: str) -> Outcome:
+def status_of(stepfunctions: Any, registry: BookingRegistry, state_machine_arn: str, booking_id: str) -> Outcome:
     """The booking's outcome, also once Step Functions has forgotten its execution: then the bookings table still
     knows the id was used, and the verdict says the history expired."""
     try:

@@ -38,7 +38,7 @@ class Claim:
     owner: str
     fingerprint: str
 
-    def owns(self, record: dict) -> bool:
+    def owns(self, record: dict[str, Any]) -> bool:
         return record.get("owner") == self.owner and record.get("fingerprint") == self.fingerprint
 
 
@@ -46,7 +46,7 @@ class Claim:
 class Reserved:
     """A reserve's result as the state machine records it, and whether it found its own earlier write."""
 
-    result: dict
+    result: dict[str, Any]
     replayed: bool
 
 
@@ -80,20 +80,24 @@ class Ledger:
         self.service = service
         self._client = table.meta.client
 
-    def record(self, booking_id: str) -> dict | None:
+    def record(self, booking_id: str) -> dict[str, Any] | None:
         """The booking's reservation or tombstone, as last written (a strongly consistent read)."""
-        return self.table.get_item(Key=booking_key(booking_id), ConsistentRead=True).get("Item")
+        item: dict[str, Any] | None = self.table.get_item(Key=booking_key(booking_id), ConsistentRead=True).get("Item")
+        return item
 
-    def inventory(self, resource_id: str) -> dict | None:
+    def inventory(self, resource_id: str) -> dict[str, Any] | None:
         """A flight's or hotel's ``capacity`` and ``available``; None for one never stocked."""
-        return self.table.get_item(Key=inventory_key(resource_id), ConsistentRead=True).get("Item")
+        item: dict[str, Any] | None = self.table.get_item(Key=inventory_key(resource_id), ConsistentRead=True).get(
+            "Item"
+        )
+        return item
 
     def available(self, resource_id: str) -> int | None:
         """What is left to sell of a flight or hotel; None for one never stocked."""
         item = self.inventory(resource_id)
         return None if item is None else int(item["available"])
 
-    def contents(self) -> tuple[list[dict], list[dict]]:
+    def contents(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Every inventory item and every booking record, by id (a full, strongly consistent scan)."""
         inventory, bookings, page = [], [], {"ConsistentRead": True}
         while True:
@@ -148,7 +152,7 @@ class Ledger:
         )["Attributes"]
         return Restock(resource_id, "changed", capacity, int(item["available"]))
 
-    def reserve(self, claim: Claim, holding: dict) -> Reserved:
+    def reserve(self, claim: Claim, holding: dict[str, Any]) -> Reserved:
         """Reserve ``holding`` once for ``claim``: where it names a ``resource_id``, its ``quantity`` is taken
         from that resource's inventory in the same transaction.
 
@@ -199,7 +203,7 @@ class Ledger:
             raise TransientFailure(f"{self.service} reservation for {claim.booking_id} conflicted; retry") from None
         return Reserved(self._result(record), replayed=False)
 
-    def _existing(self, claim: Claim, existing: dict) -> Reserved:
+    def _existing(self, claim: Claim, existing: dict[str, Any]) -> Reserved:
         if existing.get("owner") != claim.owner:
             raise BookingConflict(f"{self.service} booking {claim.booking_id} belongs to another execution")
         if existing.get("fingerprint") != claim.fingerprint:
@@ -208,7 +212,7 @@ class Ledger:
             raise BookingCancelled(f"{self.service} booking {claim.booking_id} was already cancelled")
         return Reserved(self._result(existing), replayed=True)
 
-    def cancel(self, claim: Claim, *, tombstone: bool = True) -> dict:
+    def cancel(self, claim: Claim, *, tombstone: bool = True) -> dict[str, Any]:
         """Undo what ``claim`` reserved, giving back what its record says it took; safe to repeat.
 
         Where nothing is recorded it leaves a tombstone, so a late reserve of the same execution is refused
@@ -231,7 +235,7 @@ class Ledger:
                 continue  # a reserve or cancel of the same booking landed in between: look again
         raise TransientFailure(f"{self.service} cancel of {claim.booking_id} kept conflicting; retry")
 
-    def _leave_tombstone(self, claim: Claim) -> dict:
+    def _leave_tombstone(self, claim: Claim) -> dict[str, Any]:
         tombstone = {
             **booking_key(claim.booking_id),
             "booking_id": claim.booking_id,
@@ -243,7 +247,7 @@ class Ledger:
         self.table.put_item(Item=tombstone, ConditionExpression="attribute_not_exists(pk)")
         return self._result(tombstone, released=False)
 
-    def _release(self, claim: Claim, reservation: dict) -> dict:
+    def _release(self, claim: Claim, reservation: dict[str, Any]) -> dict[str, Any]:
         cancelled_at = _now()
         writes = [
             {
@@ -278,18 +282,18 @@ class Ledger:
         self._client.transact_write_items(TransactItems=writes)
         return self._result({**reservation, "status": CANCELLED, "cancelled_at": cancelled_at}, released=True)
 
-    def _answer(self, claim: Claim, status: str) -> dict:
+    def _answer(self, claim: Claim, status: str) -> dict[str, Any]:
         """A cancel's result where it touched nothing."""
         return {"service": self.service, "status": status, "released": False}
 
-    def _result(self, item: dict, **extra: Any) -> dict:
+    def _result(self, item: dict[str, Any], **extra: Any) -> dict[str, Any]:
         """What the state machine records for this step: JSON-safe, without table internals."""
         internal = {"pk", "owner", "fingerprint"}
         result = {"service": self.service, **{k: _plain(v) for k, v in item.items() if k not in internal}}
         return result | extra
 
 
-def _failed_conditions(error: Any) -> list[dict | None]:
+def _failed_conditions(error: Any) -> list[dict[str, Any] | None]:
     """Per write of a cancelled transaction: the item as it was where its condition failed, else None."""
     deserializer = TypeDeserializer()
     return [
@@ -300,7 +304,7 @@ def _failed_conditions(error: Any) -> list[dict | None]:
     ]
 
 
-def _sold_out_message(service: str, holding: dict, inventory: dict) -> str:
+def _sold_out_message(service: str, holding: dict[str, Any], inventory: dict[str, Any]) -> str:
     if not inventory:
         return f"unknown {service} {holding['resource_id']}"
     return f"{service} {holding['resource_id']} has {inventory['available']} left, {holding['quantity']} requested"

@@ -9,6 +9,7 @@ dimension) and the metrics namespace (``POWERTOOLS_METRICS_NAMESPACE``: the stac
 import functools
 import warnings
 from collections.abc import Callable
+from typing import Any, overload
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
@@ -40,7 +41,22 @@ class _OutsideLambda:
         return 0
 
 
-def observed(handler: Callable | None = None, *, correlation_id_path: str | None = BOOKING_ID_PATH):
+Handler = Callable[[Any, Any], Any]
+
+
+@overload
+def observed(handler: Handler, *, correlation_id_path: str | None = BOOKING_ID_PATH) -> Handler: ...
+
+
+@overload
+def observed(
+    handler: None = None, *, correlation_id_path: str | None = BOOKING_ID_PATH
+) -> Callable[[Handler], Handler]: ...
+
+
+def observed(
+    handler: Handler | None = None, *, correlation_id_path: str | None = BOOKING_ID_PATH
+) -> Handler | Callable[[Handler], Handler]:
     """Wrap a Lambda handler: log lines with the request's context and its correlation id, a traced
     invocation, and its metrics flushed when it ends, however it ends (one EMF record, if it counted any).
 
@@ -57,7 +73,7 @@ def observed(handler: Callable | None = None, *, correlation_id_path: str | None
     )
 
     @functools.wraps(handler)
-    def lambda_handler(event, context=None):
+    def lambda_handler(event: Any, context: Any = None) -> Any:
         return wrapped(event, _OutsideLambda() if context is None else context)
 
     return lambda_handler

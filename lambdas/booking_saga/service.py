@@ -20,7 +20,7 @@ counts even when a retry then succeeds).
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
@@ -46,12 +46,12 @@ from booking_saga.services import Service
 
 
 @cache
-def _dynamodb():
+def _dynamodb() -> Any:
     """Created once per execution environment and reused while the Lambda stays warm."""
     return boto3.resource("dynamodb")
 
 
-def table_from_environment():
+def table_from_environment() -> Any:
     """The service's own table, as the stack names it to the function (``TABLE_NAME``)."""
     return _dynamodb().Table(os.environ["TABLE_NAME"])
 
@@ -76,7 +76,7 @@ class SagaService:
         self.reserve = observed(self._handle_reserve)
         self.cancel = observed(self._handle_cancel)
 
-    def _handle_reserve(self, event: dict, context: object = None) -> dict:
+    def _handle_reserve(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
         """Lambda handler: reserve what the booking asks of this service, for its execution."""
         step, execution, document = _unpack(event)
         logger.append_keys(step=step, service=self.name)
@@ -99,7 +99,7 @@ class SagaService:
         logger.info("reserve succeeded", extra={"status": reserved.result["status"], "replayed": reserved.replayed})
         return reserved.result
 
-    def _handle_cancel(self, event: dict, context: object = None) -> dict:
+    def _handle_cancel(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
         """Lambda handler, same input as reserve; idempotent, and a no-op where its execution holds nothing."""
         step, execution, document = _unpack(event)
         logger.append_keys(step=step, service=self.name)
@@ -114,7 +114,7 @@ class SagaService:
         logger.info("cancel succeeded", extra={"status": result["status"], "released": result["released"]})
         return result
 
-    def _cancel(self, execution: object, document: object) -> dict:
+    def _cancel(self, execution: object, document: object) -> dict[str, Any]:
         """What is given back is what the record says was taken: the booking is not re-validated for it, so
         a reservation made under older rules is still released. An invalid booking only decides whether a
         tombstone is needed where nothing is recorded (no reserve accepts it, so none can come late)."""
@@ -126,6 +126,7 @@ class SagaService:
             booking_id = parse_booking_id(document.get("booking_id") if isinstance(document, dict) else None)
         except InvalidBooking:  # then the booking is invalid too: no reserve wrote anything under it
             return {"service": self.name, "status": NOTHING_TO_CANCEL, "released": False, "reason": str(invalid)}
+        assert isinstance(document, dict)  # its booking id was read from it
         claim = Claim(booking_id, parse_owner(execution), fingerprint(document))
         self._fail_transiently(booking_id, chaos, "cancel")
         if chaos.fail_cancel == self.name:
@@ -170,7 +171,7 @@ def _unpack(event: object) -> tuple[str, object, object]:
 
 
 @contextmanager
-def _naming(step: str):
+def _naming(step: str) -> Iterator[None]:
     """Prefix business errors with the state that raised them, so the saga's cause names the failed step."""
     try:
         yield
@@ -181,7 +182,7 @@ def _naming(step: str):
 
 
 @contextmanager
-def _reported(action: str):
+def _reported(action: str) -> Iterator[None]:
     """Log a failed invocation: WARNING for what the saga expects (business errors, chaos, transient
     failures the state machine retries), ERROR with the traceback for anything else."""
     try:
@@ -203,6 +204,6 @@ def _count_compensation(metric: str, step: str) -> None:
 
 def _hang_until_timed_out(context: object) -> None:
     """Lambda stops a handler at its timeout; called without the runtime, end the same way."""
-    remaining = context.get_remaining_time_in_millis() / 1000 if context else 0
+    remaining = getattr(context, "get_remaining_time_in_millis", lambda: 0)() / 1000
     time.sleep(remaining + 1)
     raise TimeoutError("the handler outlived its timeout")

@@ -10,6 +10,7 @@ in ``SERVICES`` and a three-line handler module beside ``flight.py``.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Service:
     def table_output(self) -> str:
         return f"{self.table_id}Table"
 
-    def holding(self, section: Mapping[str, object]) -> dict:
+    def holding(self, section: Mapping[str, object]) -> dict[str, Any]:
         """What a reservation for this section of a booking holds, as its record keeps it."""
         holding = {name: section[name] for name in self.keeps}
         if self.capacity:
@@ -88,7 +89,7 @@ SERVICES: tuple[Service, ...] = (
 REFERENCE_CUSTOMER = "c-42"
 
 
-def reference_trip(booking_id: str, services: tuple[Service, ...] = SERVICES) -> dict:
+def reference_trip(booking_id: str, services: tuple[Service, ...] = SERVICES) -> dict[str, Any]:
     """The README's booking: what `saga book`, the demo, the tests and the benchmark start from."""
     return {
         "booking_id": booking_id,

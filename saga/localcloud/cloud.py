@@ -21,6 +21,7 @@ import warnings
 import zipfile
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any, cast
 
 import boto3
 from botocore.exceptions import ClientError
@@ -87,7 +88,7 @@ class LocalCloud:
         self._timeout_scale = timeout_scale
         self._log_dir = log_dir
         self._invoker = invoker
-        self._patch_options = {
+        self._patch_options: dict[str, Any] = {
             "cache_definitions": cache_definitions,
             "reuse_clients": reuse_clients,
             "on_execution_end": on_execution_end,
@@ -188,12 +189,13 @@ class LocalCloud:
     @staticmethod
     def _configure_moto(starting: ExitStack) -> None:
         """Execute state machines; run Lambdas without Docker (through the patched simple backend)."""
-        saved = dict(default_user_config)
-        default_user_config.update({"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
+        config = cast(dict[str, Any], default_user_config)  # a TypedDict moto reads its settings from
+        saved = dict(config)
+        config.update({"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}})
 
         def restore() -> None:
-            default_user_config.clear()
-            default_user_config.update(saved)
+            config.clear()
+            config.update(saved)
 
         starting.callback(restore)
 

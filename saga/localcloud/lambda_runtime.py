@@ -71,6 +71,8 @@ class _Worker:
             text=True,
             encoding="utf-8",
         )
+        assert self._process.stdin is not None and self._process.stdout is not None  # both are pipes
+        self._stdin, self._stdout = self._process.stdin, self._process.stdout
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         ready = self._next(INIT_TIMEOUT_SECONDS, f"init did not finish within {INIT_TIMEOUT_SECONDS} seconds")
@@ -79,7 +81,7 @@ class _Worker:
             raise _Failure(ready["error"]["errorType"], ready["error"]["errorMessage"])
 
     def _read(self) -> None:
-        for line in self._process.stdout:
+        for line in self._stdout:
             self._lines.put(line)
         self._lines.put(None)
 
@@ -100,8 +102,8 @@ class _Worker:
 
     def invoke(self, request: dict, timeout: float, nominal_timeout: float) -> dict:
         try:
-            self._process.stdin.write(json.dumps(request) + "\n")
-            self._process.stdin.flush()
+            self._stdin.write(json.dumps(request) + "\n")
+            self._stdin.flush()
         except BrokenPipeError:
             code = self._process.wait()
             raise _Failure("Runtime.ExitError", f"Runtime exited with error: exit status {code}") from None
@@ -112,7 +114,7 @@ class _Worker:
             self._process.kill()
         self._process.wait()
         with contextlib.suppress(OSError):
-            self._process.stdin.close()
+            self._stdin.close()
 
 
 class _Pool:

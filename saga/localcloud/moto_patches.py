@@ -17,7 +17,7 @@ import functools
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -175,7 +175,7 @@ class _ApiStage(CloudFormationModel):
 def _deploy_api_gateway_stages(undo: ExitStack) -> None:
     """moto's CloudFormation finds resource types in ``get_model_map()`` (a cached dict): add the stage."""
     models = get_model_map()
-    models[_ApiStage.cloudformation_type()] = _ApiStage
+    models[_ApiStage.cloudformation_type()] = _ApiStage  # type: ignore[type-abstract]  # moto's map holds classes
     undo.callback(models.pop, _ApiStage.cloudformation_type())
 
 
@@ -300,6 +300,7 @@ def _fill_heap_keys(node: Any, seen: set[int]) -> None:
     seen.add(id(node))
     if isinstance(node, EvalComponent):
         _ = node.heap_key
+    children: Iterable[Any]
     if isinstance(node, list | tuple | set | frozenset):
         children = node
     elif isinstance(node, dict):
@@ -335,7 +336,7 @@ def put_public_parameter(account: str, region: str, name: str, value: str) -> No
     loads the public parameters it ships (latest AMIs, regions)."""
     versions = ssm_backends[account][region]._parameters[name]
     versions.append(
-        Parameter(
+        Parameter(  # type: ignore[abstract]  # moto makes its SSM parameters this way too
             account_id=account,
             name=name,
             value=value,

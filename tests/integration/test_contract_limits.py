@@ -10,14 +10,14 @@ import pytest
 
 from booking_saga.contract import MAX_BOOKING_BYTES
 from saga.deployment import find_deployment
-from saga.synth import synthesize
+from saga.synth import cached_assembly
 from tests.factories import booking
 
 
 @pytest.fixture(scope="module")
 def stages(cloud, deployment, tmp_path_factory) -> dict:
     """The development stack, and a protected stage (`prd`: chaos off) deployed beside it."""
-    assembly = synthesize(tmp_path_factory.mktemp("prd.out"), context={"stage": "prd"})
+    assembly = cached_assembly(context={"stage": "prd"})
     cloud.deploy(assembly, "BookingSaga-prd")
     return {"dev": deployment, "prd": find_deployment("BookingSaga-prd", endpoint_url=cloud.endpoint_url)}
 

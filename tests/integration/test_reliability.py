@@ -89,19 +89,7 @@ def expected(scenario: Scenario) -> Expected:
     chaos = scenario.chaos
     if scenario.malformed:
         return Expected("compensated", frozenset(), "InvalidBooking")  # refused before anything is written
-    failed, wrote, failure = None, False, None
-    sold_out = {"flight": scenario.seats > scenario.flight_capacity, "hotel": scenario.rooms > scenario.hotel_capacity}
-    for service in SERVICES:
-        if chaos.get("fail_at") == service:
-            failed, failure = service, "ChaosFailure"
-        elif sold_out.get(service):
-            failed, failure = service, "SoldOut"
-        elif service == "payment" and scenario.amount > PAYMENT_LIMIT:
-            failed, failure = service, "PaymentDeclined"
-        elif chaos.get("timeout_after_write") == service:
-            failed, wrote, failure = service, True, "Sandbox.Timedout"
-        if failed:
-            break
+    failed, wrote, failure = first_failure(scenario)
     if failed is None:
         return Expected("confirmed", frozenset(SERVICES), None)
     position = SERVICES.index(failed)
@@ -111,6 +99,21 @@ def expected(scenario: Scenario) -> Expected:
             still = {s for s in reserved if SERVICES.index(s) <= SERVICES.index(service)}
             return Expected("compensation failed", frozenset(still), failure)
     return Expected("compensated", frozenset(), failure)
+
+
+def first_failure(scenario: Scenario) -> tuple[str | None, bool, str | None]:
+    """The step that fails first, whether it wrote before failing, and its error; (None, False, None) if none does."""
+    sold_out = {"flight": scenario.seats > scenario.flight_capacity, "hotel": scenario.rooms > scenario.hotel_capacity}
+    for service in SERVICES:
+        if scenario.chaos.get("fail_at") == service:
+            return service, False, "ChaosFailure"
+        if sold_out.get(service):
+            return service, False, "SoldOut"
+        if service == "payment" and scenario.amount > PAYMENT_LIMIT:
+            return service, False, "PaymentDeclined"
+        if scenario.chaos.get("timeout_after_write") == service:
+            return service, True, "Sandbox.Timedout"
+    return None, False, None
 
 
 def document(booking_id: str, scenario: Scenario, flight_id: str, hotel_id: str) -> dict:

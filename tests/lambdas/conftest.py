@@ -45,8 +45,17 @@ def powertools(monkeypatch):
     monkeypatch.setattr(observability.logger.registered_handler, "stream", _CurrentStdout())
 
 
+@pytest.fixture(scope="session")
+def _resource():
+    """One boto3 resource for every test: moto intercepts its requests whenever a mock is on, and making one
+    costs more than a test's tables."""
+    return boto3.resource(
+        "dynamodb", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+
+
 @pytest.fixture
-def dynamodb(monkeypatch):
+def dynamodb(monkeypatch, _resource):
     """Three empty tables shaped like the stack's (key ``pk``), each given to its service's handlers."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -57,7 +66,7 @@ def dynamodb(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        resource = boto3.resource("dynamodb")
+        resource = _resource
         for service, table in TABLES.items():
             resource.create_table(
                 TableName=table,

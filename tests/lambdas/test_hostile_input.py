@@ -57,6 +57,7 @@ from tests.strategies import (
     TOP_LEVEL_KNOWN,
     VALID,
     Mutation,
+    examples,
     missing,
     unknown_key_samples,
 )
@@ -210,7 +211,7 @@ def test_every_hand_picked_hostile_value_is_refused(dynamodb, catalog, invoke, g
     assert not failures, f"{len(failures)} of {len(EDGE_MUTATIONS[group])} refused wrongly:\n" + "\n".join(failures)
 
 
-@settings(max_examples=200, **HYPOTHESIS)
+@settings(max_examples=examples(200), **HYPOTHESIS)
 @given(mutation=INVALID_MUTATIONS)
 def test_a_valid_booking_with_one_hostile_change_is_refused_naming_it(dynamodb, catalog, invoke, mutation):
     document = mutation.apply(booking(next(_unique_ids)))
@@ -218,19 +219,19 @@ def test_a_valid_booking_with_one_hostile_change_is_refused_naming_it(dynamodb, 
     assert_refused_without_a_trace(dynamodb, invoke, document, mutation.names)
 
 
-@settings(max_examples=150, **HYPOTHESIS)
+@settings(max_examples=examples(150), **HYPOTHESIS)
 @given(garbage=GARBAGE_OBJECTS, mutation=INVALID_MUTATIONS)
 def test_a_hostile_change_among_garbage_is_still_refused(dynamodb, catalog, invoke, garbage, mutation):
     assert_refused_without_a_trace(dynamodb, invoke, mutation.apply(garbage))
 
 
-@settings(max_examples=100, **HYPOTHESIS)
+@settings(max_examples=examples(100), **HYPOTHESIS)
 @given(document=NON_OBJECT_DOCUMENTS)
 def test_a_document_that_is_not_an_object_is_refused(dynamodb, catalog, invoke, document):
     assert_refused_without_a_trace(dynamodb, invoke, document, ("booking must be an object",))
 
 
-@settings(max_examples=150, **HYPOTHESIS)
+@settings(max_examples=examples(150), **HYPOTHESIS)
 @given(document=ANYTHING)
 def test_any_document_ends_in_a_result_or_a_business_error_never_a_crash(
     dynamodb, chaos_off, catalog, invoke, document
@@ -268,7 +269,7 @@ SINGLE_FIELDS = {
 
 
 @pytest.mark.parametrize("path", SINGLE_FIELDS, ids=".".join)
-@settings(max_examples=20, **HYPOTHESIS)
+@settings(max_examples=examples(20), **HYPOTHESIS)
 @given(data=st.data())
 def test_one_field_changed_is_refused_if_and_only_if_the_new_value_is_invalid(dynamodb, catalog, invoke, path, data):
     valid, invalid = SINGLE_FIELDS[path]

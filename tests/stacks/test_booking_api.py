@@ -9,7 +9,7 @@ from jsonschema import Draft4Validator
 
 from booking_saga.contract import Contract, InvalidBooking
 from tests.factories import booking
-from tests.strategies import ANYTHING, VALID_DOCUMENTS
+from tests.strategies import ANYTHING, VALID_DOCUMENTS, examples
 
 
 def resources(template: dict, kind: str) -> dict[str, dict]:
@@ -123,13 +123,13 @@ def test_the_api_lambda_may_start_and_read_this_state_machines_executions_only(t
         assert ":execution:" in str(grants[action]) and machine in str(grants[action]), action
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(VALID_DOCUMENTS)
 def test_the_schema_lets_every_valid_booking_through(booking_schema, document):
     assert list(Draft4Validator(booking_schema).iter_errors(document)) == []
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(ANYTHING)
 def test_what_the_schema_refuses_the_contract_refuses_too(booking_schema, contract, document):
     """So API Gateway's 400 never turns away a booking the saga would have taken."""

@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match, Template
 
 from booking_saga import contract as booking
 from booking_saga.contract import ENVIRONMENT_VARIABLE
-from saga.synth import synthesize
+from saga.synth import cached_assembly
 from stacks import booking_saga_stack as booking_saga
 from stacks.app import build_app
 from stacks.function import POWERTOOLS_VERSION
@@ -635,7 +635,7 @@ def test_failure_states_carry_the_error(states):
 @pytest.fixture(scope="module")
 def production(tmp_path_factory) -> dict:
     """The production stage, synthesized with cdk-nag like the default stage."""
-    outdir = synthesize(tmp_path_factory.mktemp("production.out"), context={"stage": "production"})
+    outdir = cached_assembly(context={"stage": "production"})
     assert not (outdir / "BookingSaga.template.json").exists()
     return json.loads((outdir / "BookingSaga-production.template.json").read_text())
 
@@ -647,8 +647,8 @@ def dev_without_chaos() -> dict:
 
 
 def _stage(stage: str) -> dict:
-    app = build_app(context={"stage": stage})
-    return Template.from_stack(app.node.find_child(f"BookingSaga-{stage}")).to_json()
+    assembly = cached_assembly(context={"stage": stage})
+    return json.loads((assembly / f"BookingSaga-{stage}.template.json").read_text())
 
 
 def test_production_stage_turns_chaos_off(production):

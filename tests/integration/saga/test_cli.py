@@ -7,7 +7,7 @@ import pytest
 from saga.bookings import outcome_of
 from saga.cli import main
 from saga.definition import compensation_chain
-from saga.synth import synthesize
+from saga.synth import cached_assembly
 
 HAPPY_PATH = ["ReserveFlight", "ReserveHotel", "ProcessPayment", "BookingConfirmed"]
 FAILED_AT = {
@@ -244,7 +244,7 @@ def test_chaos_prints_a_verdict(saga):
 @pytest.fixture(scope="module")
 def protected(cloud, tmp_path_factory) -> str:
     """A protected stage (chaos off, as on every stage not named for development) beside the dev stack."""
-    assembly = synthesize(tmp_path_factory.mktemp("prd.out"), context={"stage": "prd"})
+    assembly = cached_assembly(context={"stage": "prd"})
     cloud.deploy(assembly, "BookingSaga-prd")
     return "BookingSaga-prd"
 
@@ -273,7 +273,7 @@ def test_chaos_on_a_stack_with_chaos_off_is_refused_and_books_nothing(saga, clou
 def test_chaos_fails_on_a_stack_that_does_not_compensate(cloud, deployment, saga, tmp_path):
     """A stack whose hotel cancel cannot reach its table (a broken deployment) parks the forced booking: the
     chaos test must say that it was not compensated, and exit 1."""
-    assembly = synthesize(tmp_path / "cdk.out", context={"stage": "dev-broken"})
+    assembly = cached_assembly(context={"stage": "dev-broken"})
     cloud.deploy(assembly, "BookingSaga-dev-broken")
     assert saga("seed", "--stack", "BookingSaga-dev-broken")[0] == 0
     lambda_ = cloud.client("lambda")

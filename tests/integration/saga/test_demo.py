@@ -43,7 +43,7 @@ def test_without_node_the_demo_says_what_is_missing(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PATH": str(empty)},
+        env={**os.environ, "PATH": str(empty), "SAGA_CACHE_DIR": str(tmp_path / "cache")},  # nothing cached
     )
 
     assert result.returncode == 2
