@@ -25,7 +25,7 @@ from decimal import Decimal
 from botocore.exceptions import ClientError
 
 from booking_saga.ledger import RESERVED
-from booking_saga.services import SERVICES, Service
+from booking_saga.services import Service
 from saga.deployment import Deployment
 
 HEALTHY_OWNERS = ("RUNNING", "SUCCEEDED")
@@ -95,7 +95,9 @@ class Audit:
         }
 
 
-def audit(deployment: Deployment, services: tuple[Service, ...] = SERVICES) -> Audit:
+def audit(deployment: Deployment) -> Audit:
+    """Check the deployment's tables, one per service of its saga, against its executions."""
+    services = deployment.contract.services
     report = Audit()
     records = {service.name: _records(deployment, service.name) for service in services}
     for service in services:

@@ -12,13 +12,11 @@ from pathlib import Path
 
 from booking_saga.contract import InvalidBooking, parse_identifier
 from booking_saga.ledger import CapacityBelowHeld, Restock
-from booking_saga.services import SERVICES
+from booking_saga.services import SERVICES, Service
 from saga.deployment import Deployment
 
 SAMPLE_CATALOG = Path(__file__).resolve().parent.parent / "catalog" / "sample.json"
 MAX_CAPACITY = 1_000_000  # seats on a flight or rooms in a hotel; more is a typo
-# The catalog's sections: one per service that sells from a stock ("flights" -> the flight service).
-SECTIONS = {service.capacity.catalog: service.name for service in SERVICES if service.capacity}
 
 
 class InvalidCatalog(ValueError):
@@ -47,16 +45,22 @@ class Loaded:
         return f"{self.count('created')} created, {self.count('changed')} changed, {self.count('unchanged')} unchanged"
 
 
-def load_catalog(path: Path) -> dict[str, dict[str, int]]:
+def sections(services: tuple[Service, ...] = SERVICES) -> dict[str, str]:
+    """The catalog's sections: one per service that sells from a stock (``flights``: the flight service)."""
+    return {service.capacity.catalog: service.name for service in services if service.capacity}
+
+
+def load_catalog(path: Path, services: tuple[Service, ...] = SERVICES) -> dict[str, dict[str, int]]:
     """``{"flight": {id: seats}, "hotel": {id: rooms}}``, validated before anything is written."""
+    known = sections(services)
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:  # unreadable, not UTF-8, not JSON
         raise InvalidCatalog(f"cannot read catalog {path}: {error}") from None
-    if not isinstance(document, dict) or not document or not document.keys() <= SECTIONS.keys():
-        raise InvalidCatalog(f"catalog {path} must be an object with {' and/or '.join(repr(s) for s in SECTIONS)}")
+    if not isinstance(document, dict) or not document or not document.keys() <= known.keys():
+        raise InvalidCatalog(f"catalog {path} must be an object with {' and/or '.join(repr(s) for s in known)}")
     catalog = {}
-    for section, service in SECTIONS.items():
+    for section, service in known.items():
         entries = document.get(section, {})
         if not isinstance(entries, dict):
             raise InvalidCatalog(f"catalog {section} must map ids to counts")

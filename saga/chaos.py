@@ -8,12 +8,9 @@ room it took is back on sale.
 
 from dataclasses import dataclass
 
-from booking_saga.services import SERVICES
 from saga.bookings import Outcome, start_booking, wait_for
 from saga.definition import compensation_chain
 from saga.deployment import Deployment
-
-FAIL_AT = tuple(service.name for service in SERVICES)  # the contract's chaos.fail_at takes each service
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,9 @@ def _held(deployment: Deployment, booking_id: str) -> list[str]:
 def _available(deployment: Deployment, booking: dict) -> dict[str, int | None]:
     """What is left of each resource the booking takes from: seats on its flight, rooms in its hotel."""
     resources = {
-        service.name: booking[service.name][service.capacity.resource] for service in SERVICES if service.capacity
+        service.name: booking[service.name][service.capacity.resource]
+        for service in deployment.contract.services
+        if service.capacity
     }
     return {
         f"{service} {resource_id}": deployment.ledger(service).available(resource_id)

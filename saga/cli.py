@@ -28,11 +28,10 @@ from botocore.exceptions import (
 
 from booking_saga.contract import InvalidBooking
 from booking_saga.executions import DuplicateBooking, UnknownBooking
-from booking_saga.services import SERVICES, reference_trip
+from booking_saga.services import SERVICES, Service, reference_trip
 from saga import commands
 from saga.api import ApiError
 from saga.catalog import SAMPLE_CATALOG, InvalidCatalog
-from saga.chaos import FAIL_AT
 from saga.commands import ExitStatus, Failure
 from saga.deployment import DEFAULT_STACK, SagaNotFound
 from saga.render import Output
@@ -48,8 +47,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitStatus.ERROR, f"saga: error: {message} (see {self.prog} --help)\n")
 
 
-def main(argv: list[str] | None = None, out: Output | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: list[str] | None = None, out: Output | None = None, services: tuple[Service, ...] = SERVICES) -> int:
+    """Run one command; ``services``: the saga's, as ``booking_saga.services`` lists them."""
+    args = parser(services).parse_args(argv)
     out = out or Output(json_mode=getattr(args, "json", False))
     try:
         return int(args.run(args, out))
@@ -149,7 +149,7 @@ _FLAG_TYPES: dict[str, Callable[[str], object]] = {"id": str, "units": int, "cur
 # ---------------------------------------------------------------- the argument spec
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(services: tuple[Service, ...] = SERVICES) -> argparse.ArgumentParser:
     target = _Parser(add_help=False)
     where = target.add_argument_group("target (the local cloud when an endpoint is given, else AWS)")
     where.add_argument("--stack", default=DEFAULT_STACK, help="stack name (default: %(default)s)")
@@ -176,8 +176,8 @@ def parser() -> argparse.ArgumentParser:
                 title="commands", required=True, metavar="COMMAND", parser_class=_Parser
             )
         command = groups[word].add_parser(last, parents=[shared[p] for p in parents], help=description)
-        add_arguments(command)
-        command.set_defaults(run=run)
+        add_arguments(command, services)
+        command.set_defaults(run=run, services=services)
     return root
 
 
@@ -188,11 +188,11 @@ def _version() -> str:
         return "unknown"
 
 
-def _no_arguments(command: argparse.ArgumentParser) -> None:
-    del command
+def _no_arguments(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
+    del command, services
 
 
-def _local_up_arguments(up: argparse.ArgumentParser) -> None:
+def _local_up_arguments(up: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
     up.add_argument("--port", type=_port, default=DEFAULT_PORT, help="on 127.0.0.1; 0: any free one (%(default)s)")
     up.add_argument("--catalog", type=Path, default=SAMPLE_CATALOG, help="inventory to load (default: the sample)")
     up.add_argument(
@@ -204,26 +204,27 @@ def _local_up_arguments(up: argparse.ArgumentParser) -> None:
     up.add_argument("--log-dir", type=_writable_directory, help="write each function's logs to DIR/<function>.log")
 
 
-def _seed_arguments(command: argparse.ArgumentParser) -> None:
+def _seed_arguments(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
     command.add_argument("catalog", nargs="?", type=Path, default=SAMPLE_CATALOG, help="default: the sample")
 
 
-def _book_arguments(book: argparse.ArgumentParser) -> None:
+def _book_arguments(book: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
+    names = [service.name for service in services]
     book.add_argument("--booking-id", help="the idempotency key, used once (default: a new trip-… id)")
-    _add_trip_flags(book)
-    book.add_argument("--fail-at", choices=FAIL_AT, help="chaos: force this reserve step to fail")
-    book.add_argument("--fail-cancel", choices=FAIL_AT, help="chaos: force this service's cancel to fail")
+    _add_trip_flags(book, services)
+    book.add_argument("--fail-at", choices=names, help="chaos: force this reserve step to fail")
+    book.add_argument("--fail-cancel", choices=names, help="chaos: force this service's cancel to fail")
     book.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 unless confirmed")
     book.add_argument("--timeout", type=_positive(float), default=300, help="seconds to wait (default: %(default)s)")
     book.add_argument("--api", action="store_true", help=API_HELP)
 
 
-def _add_trip_flags(book: argparse.ArgumentParser) -> None:
+def _add_trip_flags(book: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
     """A flag for every field of the booking, defaulting to the reference trip's: ``--customer-id``, then per
     service its id field as ``--<service>`` (``--flight NH101``) and its other fields by name (``--seats 2``)."""
-    trip = reference_trip("")
+    trip = reference_trip("", services)
     book.add_argument("--customer-id", default=trip["customer_id"])
-    for service in SERVICES:
+    for service in services:
         for name, kind in service.fields.items():
             book.add_argument(
                 f"--{service.name}" if kind == "id" else f"--{name.replace('_', '-')}",
@@ -234,8 +235,8 @@ def _add_trip_flags(book: argparse.ArgumentParser) -> None:
             )
 
 
-def _booking_id_argument(api: bool) -> Callable[[argparse.ArgumentParser], None]:
-    def add(command: argparse.ArgumentParser) -> None:
+def _booking_id_argument(api: bool) -> "AddArguments":
+    def add(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
         command.add_argument("booking_id")
         if api:
             command.add_argument("--api", action="store_true", help=API_HELP)
@@ -243,31 +244,32 @@ def _booking_id_argument(api: bool) -> Callable[[argparse.ArgumentParser], None]
     return add
 
 
-def _list_arguments(command: argparse.ArgumentParser) -> None:
+def _list_arguments(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
     command.add_argument("--limit", type=_positive(int), default=20, help="at most this many (default: %(default)s)")
 
 
-def _chaos_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--fail-at", choices=FAIL_AT, required=True)
+def _chaos_arguments(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
+    command.add_argument("--fail-at", choices=[service.name for service in services], required=True)
     command.add_argument("--booking-id", help="default: a new chaos-… id")
     command.add_argument("--timeout", type=_positive(float), default=600, help="seconds to wait (default: %(default)s)")
 
 
-def _replay_arguments(command: argparse.ArgumentParser) -> None:
+def _replay_arguments(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
     command.add_argument(
         "--limit", type=_positive(int), default=10, help="at most this many messages (default: %(default)s)"
     )
 
 
-def _graph_arguments(command: argparse.ArgumentParser) -> None:
+def _graph_arguments(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
     command.add_argument("booking_id", nargs="?", help="highlight this booking's path")
     command.add_argument("--format", choices=("mermaid", "svg", "png"), default="mermaid")
     command.add_argument("--output", type=Path, help="write to FILE (svg and png need one unless piped)")
 
 
 GROUPS = {"local": "the local cloud as a long-running endpoint"}  # command words with commands of their own
+AddArguments = Callable[[argparse.ArgumentParser, tuple[Service, ...]], None]
 # name: (the command, its help, its arguments, the shared argument groups it takes)
-COMMANDS: dict[str, tuple[Callable, str, Callable[[argparse.ArgumentParser], None], tuple[str, ...]]] = {
+COMMANDS: dict[str, tuple[Callable[..., ExitStatus], str, AddArguments, tuple[str, ...]]] = {
     "demo": (
         commands.demo,
         "the saga on an embedded local cloud: one trip confirmed, one undone",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from booking_saga.contract import parse_booking_id
 from booking_saga.executions import Outcome
-from booking_saga.services import SERVICES, reference_trip
+from booking_saga.services import reference_trip
 from saga import render
 from saga.audit import audit as audit_tables
 from saga.bookings import outcome_of, recent_bookings, start_booking, wait_for
@@ -42,7 +42,7 @@ def _status(ok: bool) -> ExitStatus:
 
 
 def _deployment(args: Namespace) -> Deployment:
-    return find_deployment(args.stack, args.endpoint_url, args.region, args.profile)
+    return find_deployment(args.stack, args.endpoint_url, args.region, args.profile, args.services)
 
 
 def demo(args: Namespace, out: Output) -> ExitStatus:
@@ -57,13 +57,13 @@ def local_up(args: Namespace, out: Output) -> ExitStatus:
     from saga.localcloud import LocalCloud
     from saga.synth import cached_assembly
 
-    catalog = load_catalog(args.catalog)  # a bad catalog fails before anything slow starts
+    catalog = load_catalog(args.catalog, args.services)  # a bad catalog fails before anything slow starts
     with out.progress("Synthesizing the CDK app (cached while unchanged)"):
         assembly = cached_assembly()
     with LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir) as cloud:
         with out.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
             outputs = cloud.deploy(assembly, DEFAULT_STACK)
-        deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
+        deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url, services=args.services)
         loaded = load_into(deployment, catalog)
         stop = threading.Event()
         for signal_number in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: background jobs ignore it
@@ -75,7 +75,7 @@ def local_up(args: Namespace, out: Output) -> ExitStatus:
             "stack": DEFAULT_STACK,
             "outputs": outputs,
         }
-        out.result(document, render.local_cloud(out, cloud.endpoint_url, deployment.api_url, outputs))
+        out.result(document, render.local_cloud(out, cloud.endpoint_url, deployment.api_url, outputs), one_line=True)
         while not stop.wait(0.5):
             pass
         out.note("Stopping the local cloud.")
@@ -83,7 +83,7 @@ def local_up(args: Namespace, out: Output) -> ExitStatus:
 
 
 def seed(args: Namespace, out: Output) -> ExitStatus:
-    catalog = load_catalog(args.catalog)
+    catalog = load_catalog(args.catalog, args.services)
     loaded = load_into(_deployment(args), catalog)
     document = {"stack": args.stack, "catalog": str(args.catalog), **loaded.to_json()}
     out.result(document, render.loaded(out, loaded, str(args.catalog), args.stack))
@@ -129,7 +129,7 @@ def _booking_id(args: Namespace, prefix: str) -> str:
 def _booking_from(args: Namespace, booking_id: str, deployment: Deployment) -> dict:
     """The booking the flags describe, checked against the deployment's contract before anything starts."""
     document = {"booking_id": booking_id, "customer_id": args.customer_id}
-    for service in SERVICES:
+    for service in deployment.contract.services:
         document[service.name] = {name: getattr(args, f"{service.name}.{name}") for name in service.fields}
     chaos = {key: value for key, value in (("fail_at", args.fail_at), ("fail_cancel", args.fail_cancel)) if value}
     if chaos:
@@ -174,7 +174,7 @@ def chaos(args: Namespace, out: Output) -> ExitStatus:
     deployment = _deployment(args)
     _require_chaos(args, deployment)
     with out.progress(f"Booking {booking_id}, forced to fail at {args.fail_at}"):
-        report = run_chaos(deployment, reference_trip(booking_id), args.fail_at, timeout=args.timeout)
+        report = run_chaos(deployment, reference_trip(booking_id, args.services), args.fail_at, timeout=args.timeout)
     out.result(report.to_json(), render.chaos(out, report))
     return _status(report.passed)
 

@@ -12,20 +12,12 @@ from botocore.exceptions import ClientError
 from booking_saga.contract import Contract
 from booking_saga.executions import BookingRegistry
 from booking_saga.ledger import Ledger
-from booking_saga.services import SERVICES
+from booking_saga.services import SERVICES, Service
 from saga.api import BookingApi
 
 DEFAULT_STACK = "BookingSaga"
 LOCAL_REGION = "us-east-1"
-TABLE_OUTPUTS = {service.name: service.table_output for service in SERVICES}
-OUTPUTS = (
-    "StateMachineArn",
-    "DeadLetterQueueUrl",
-    "ApiUrl",
-    "BookingsTable",
-    "BookingContract",
-    *TABLE_OUTPUTS.values(),
-)
+OUTPUTS = ("StateMachineArn", "DeadLetterQueueUrl", "ApiUrl", "BookingsTable", "BookingContract")
 # Where a local cloud serves a REST API: <endpoint>/_aws/execute-api/<api id>/<stage>/
 LOCAL_API_PREFIX = "/_aws/execute-api/"
 _AWS_API_URL = re.compile(r"https://(?P<api>\w+)\.execute-api\.[\w-]+\.amazonaws\.com(?:\.cn)?/(?P<stage>[^/]+)/")
@@ -98,7 +90,9 @@ def find_deployment(
     endpoint_url: str | None = None,
     region: str | None = None,
     profile: str | None = None,
+    services: tuple[Service, ...] = SERVICES,
 ) -> Deployment:
+    """The stack's outputs, for a saga of these services (each one's table is an output)."""
     session = session_for(endpoint_url, region, profile)
     cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
     try:
@@ -109,18 +103,19 @@ def find_deployment(
             raise SagaNotFound(f"stack {stack_name} is not deployed at {where}") from None
         raise
     outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
-    missing = sorted(set(OUTPUTS) - outputs.keys())
+    tables = {service.name: service.table_output for service in services}
+    missing = sorted({*OUTPUTS, *tables.values()} - outputs.keys())
     if missing:
         raise SagaNotFound(f"stack {stack_name} is not a booking saga: it has no output {', '.join(missing)}")
     return Deployment(
         session=session,
         endpoint_url=endpoint_url,
         state_machine_arn=outputs["StateMachineArn"],
-        tables={service: outputs[output] for service, output in TABLE_OUTPUTS.items()},
+        tables={service: outputs[output] for service, output in tables.items()},
         bookings_table=outputs["BookingsTable"],
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
         api_url=local_api_url(endpoint_url, outputs["ApiUrl"]) if endpoint_url else outputs["ApiUrl"],
-        contract=Contract.from_json(json.loads(outputs["BookingContract"])),
+        contract=Contract.from_json(json.loads(outputs["BookingContract"]), services),
     )
 
 

@@ -5,18 +5,23 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from booking_saga.services import SERVICES, Service
 from stacks.booking_saga_stack import BookingSagaStack
 from stacks.settings import SagaSettings
 
 
-def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
-    """The app with its one stack; cdk-nag's AwsSolutions checks make synth fail on any unacknowledged finding."""
+def build_app(
+    context: dict[str, Any] | None = None, outdir: str | None = None, services: tuple[Service, ...] = SERVICES
+) -> cdk.App:
+    """The app with its one stack, of these services; cdk-nag's AwsSolutions checks make synth fail on any
+    unacknowledged finding."""
     app = cdk.App(context=context, outdir=outdir)
     settings = SagaSettings.from_context(app.node)
     BookingSagaStack(
         app,
         settings.stack_name,
         settings=settings,
+        services=services,
         description="Trip-booking saga: flight, hotel and payment with reverse-order compensation",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))

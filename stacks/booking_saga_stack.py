@@ -14,7 +14,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from booking_saga.contract import ENVIRONMENT_VARIABLE
-from booking_saga.services import SERVICES
+from booking_saga.services import SERVICES, Service
 from stacks.alarms import SagaAlarms
 from stacks.booking_api import BookingApi
 from stacks.function import FunctionDefaults
@@ -28,9 +28,18 @@ EXECUTION_TIMEOUT = Duration.minutes(30)
 
 
 class BookingSagaStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: SagaSettings, **kwargs: Any):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: SagaSettings,
+        services: tuple[Service, ...] = SERVICES,
+        **kwargs: Any,
+    ):
         super().__init__(scope, construct_id, **kwargs)
-        contract = json.dumps(settings.contract.to_json(), separators=(",", ":"))
+        booking_contract = settings.contract(services)
+        contract = json.dumps(booking_contract.to_json(), separators=(",", ":"))
         defaults = FunctionDefaults.for_stack(self, {ENVIRONMENT_VARIABLE: contract}, settings.removal)
 
         self.services = [
@@ -40,9 +49,9 @@ class BookingSagaStack(Stack):
                 service=service,
                 defaults=defaults,
                 protected=settings.is_protected,
-                confirms=service is SERVICES[-1],  # the last reserve succeeding is the booking confirmed
+                confirms=service is services[-1],  # the last reserve succeeding is the booking confirmed
             )
-            for service in SERVICES
+            for service in services
         ]
 
         self.parking = DeadLetterParking(self, "Parking", removal=settings.removal)
@@ -84,7 +93,7 @@ class BookingSagaStack(Stack):
             defaults=defaults,
             state_machine=self.state_machine,
             bookings=self.bookings,
-            schema=settings.contract.json_schema(),
+            schema=booking_contract.json_schema(),
         )
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)

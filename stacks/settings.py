@@ -9,6 +9,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Node
 
 from booking_saga.contract import DEFAULT_PAYMENT_LIMITS, Contract
+from booking_saga.services import SERVICES, Service
 
 # Development stages: chaos may be on, and their data goes with the stack. Every other stage is protected.
 DEVELOPMENT_STAGES = ("dev", "test")
@@ -36,9 +37,9 @@ class SagaSettings:
         """What stack deletion does to the data: a protected stage keeps it."""
         return RemovalPolicy.RETAIN if self.is_protected else RemovalPolicy.DESTROY
 
-    @property
-    def contract(self) -> Contract:
-        return Contract.with_limits(dict(self.payment_limits), self.chaos_enabled)
+    def contract(self, services: tuple[Service, ...] = SERVICES) -> Contract:
+        """What the stack's functions accept, for these services."""
+        return Contract.with_limits(dict(self.payment_limits), self.chaos_enabled, services)
 
     @classmethod
     def from_context(cls, node: Node) -> "SagaSettings":
@@ -56,7 +57,7 @@ class SagaSettings:
                 f"(development stages: {', '.join(DEVELOPMENT_STAGES)}, {DEVELOPMENT_PREFIX}<name>)"
             )
         try:
-            settings.contract  # noqa: B018 - refuses unknown currencies and bad limits at synth
+            settings.contract()  # refuses unknown currencies and bad limits at synth
         except ValueError as error:
             raise ValueError(f"context payment_limits: {error}") from None
         return settings
