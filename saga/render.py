@@ -40,10 +40,11 @@ class Output:
     def verdict(self, verdict: str) -> str:
         return self.paint(verdict.upper(), VERDICT_STYLES.get(verdict, "fail"))
 
-    def result(self, document: object, lines: Iterable[str]) -> None:
-        """A command's result: ``document`` as JSON on stdout for scripts, else ``lines`` for people."""
+    def result(self, document: object, lines: Iterable[str], *, one_line: bool = False) -> None:
+        """A command's result: ``document`` as JSON on stdout for scripts (``one_line`` for a reader that reads a
+        line, as of a server that goes on running), else ``lines`` for people."""
         if self.json:
-            print(json.dumps(document, indent=2, default=str), file=self.stdout, flush=True)
+            print(json.dumps(document, indent=None if one_line else 2, default=str), file=self.stdout, flush=True)
         else:
             for line in lines:
                 print(line, file=self.stdout, flush=True)

@@ -14,7 +14,7 @@ import pytest
 
 from stacks.saga_chain import COMPENSATION_RETRIES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FAILURES = ("fail_at_flight", "fail_at_hotel", "fail_at_payment", "compensation_failed")
 # (state transitions, Lambda invocations) per path: one transition per state entered and per retry.
 EXPECTED_COUNTS = {

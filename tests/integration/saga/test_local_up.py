@@ -19,7 +19,7 @@ from saga.api import BookingApi
 from saga.cli import main
 from tests.factories import booking
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 120
 
 
