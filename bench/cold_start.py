@@ -16,10 +16,11 @@ from pathlib import Path
 
 from bench import prices
 from bench.session import Session, booking
+from booking_saga.services import SERVICES
 
 PROBE = Path(__file__).with_name("cold_start_probe.py")
-MODULES = ("flight", "hotel", "payment")
-_STEPS = {"flight": "ReserveFlight", "hotel": "ReserveHotel", "payment": "ProcessPayment"}
+MODULES = tuple(service.name for service in SERVICES)  # each service's handler module: flight.py, ...
+_STEPS = {service.name: service.reserve_state for service in SERVICES}
 
 
 def lambda_asset(assembly: Path) -> Path:

@@ -1,12 +1,7 @@
-"""Booking documents for tests: the README's example, with any field overridden."""
+"""Booking documents for tests: the reference trip (the README's), with any field overridden."""
+
+from booking_saga.services import reference_trip
 
 
-def booking(booking_id: str = "trip-0001", **overrides) -> dict:
-    document = {
-        "booking_id": booking_id,
-        "customer_id": "c-42",
-        "flight": {"flight_id": "NH101", "seats": 2},
-        "hotel": {"hotel_id": "TOKYO-GRAND", "rooms": 1},
-        "payment": {"amount": 84000, "currency": "JPY"},
-    }
-    return document | overrides
+def booking(booking_id: str = "trip-0001", **overrides: object) -> dict:
+    return reference_trip(booking_id) | overrides

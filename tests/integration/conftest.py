@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from saga.catalog import SAMPLE_CATALOG, load_catalog, seed
+from saga.cli import main
 from saga.deployment import Deployment, find_deployment
 from saga.localcloud import LocalCloud
 
@@ -39,3 +40,16 @@ def deployment(cloud, assembly) -> Deployment:
     deployment = find_deployment(assembly.stack_name, endpoint_url=cloud.endpoint_url)
     seed(deployment, load_catalog(SAMPLE_CATALOG))
     return deployment
+
+
+@pytest.fixture
+def saga(cloud, deployment, capsys):
+    """Run `saga ARGS --endpoint-url <local cloud>`; return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([*args, "--endpoint-url", cloud.endpoint_url])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -8,7 +8,6 @@ first booking, and fail with ``BookingConflict``. Checked from the execution his
 
 import json
 import threading
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from booking_saga.executions import HISTORY_EXPIRED, execution_arn_for
 from saga.audit import audit
 from saga.bookings import outcome_of, start_booking, wait_for
 from tests.factories import booking
+from tests.integration.executions import raw_execution
 
 FAILED_AT_FLIGHT = ["ReserveFlight", "CancelFlight", "BookingFailed"]
 
@@ -26,19 +26,6 @@ def records(deployment, booking_id: str) -> dict[str, dict]:
 
 def stock(deployment) -> tuple[int | None, int | None]:
     return deployment.ledger("flight").available("NH101"), deployment.ledger("hotel").available("TOKYO-GRAND")
-
-
-def raw_execution(deployment, name: str, document: dict) -> dict:
-    """A StartExecution that bypasses the bookings table, as a script or the AWS CLI could; waits for its end."""
-    stepfunctions = deployment.client("stepfunctions")
-    arn = stepfunctions.start_execution(
-        stateMachineArn=deployment.state_machine_arn, name=name, input=json.dumps(document)
-    )["executionArn"]
-    deadline = time.monotonic() + 60
-    while (described := stepfunctions.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, f"{name} did not finish"
-        time.sleep(0.05)
-    return described
 
 
 def cancel_result(deployment, execution_arn: str, state: str) -> dict:

@@ -4,7 +4,6 @@ is written. Once, such a booking took seats and then failed the execution with `
 which no catch sees: seats held for good."""
 
 import json
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from booking_saga.contract import MAX_BOOKING_BYTES
 from saga.deployment import find_deployment
 from saga.synth import cached_assembly
 from tests.factories import booking
+from tests.integration.executions import raw_execution
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +35,6 @@ def tables(deployment) -> dict:
     return {service: deployment.ledger(service).contents() for service in deployment.tables}
 
 
-def execute(deployment, name: str, document: dict) -> dict:
-    stepfunctions = deployment.client("stepfunctions")
-    arn = stepfunctions.start_execution(
-        stateMachineArn=deployment.state_machine_arn, name=name, input=json.dumps(document)
-    )["executionArn"]
-    deadline = time.monotonic() + 60
-    while (described := stepfunctions.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return described
-
-
 @pytest.mark.parametrize("stage", ["dev", "prd"])
 @pytest.mark.parametrize(
     ("size", "problem"),
@@ -61,7 +49,7 @@ def test_an_oversized_booking_is_refused_before_anything_is_written(stages, stag
     document = padded(f"big-{stage}-{size}", size)
     before = tables(deployment)
 
-    execution = execute(deployment, document["booking_id"], document)
+    execution = raw_execution(deployment, document["booking_id"], document)
     answer = deployment.api().create(document)
 
     assert (execution["status"], execution["error"]) == ("FAILED", "InvalidBooking")
@@ -76,8 +64,8 @@ def test_chaos_is_refused_where_it_is_off_and_bounded_where_it_is_on(stages, cha
     document = booking(f"chaos-bounds-{len(json.dumps(chaos))}", chaos=chaos)
     before = tables(protected), tables(development)
 
-    on_protected = execute(protected, document["booking_id"], document)
-    on_development = execute(development, document["booking_id"], document)
+    on_protected = raw_execution(protected, document["booking_id"], document)
+    on_development = raw_execution(development, document["booking_id"], document)
 
     assert (on_protected["status"], on_protected["error"]) == ("FAILED", "InvalidBooking")
     assert protected.api().create(document).status == 400

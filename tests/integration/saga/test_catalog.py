@@ -88,10 +88,10 @@ def test_restocking_while_bookings_hold_seats_never_resells_them(deployment, tmp
     assert audit_is_clean(deployment)
 
 
-def test_restocking_moves_capacity_by_a_delta_and_refuses_less_than_is_held(deployment, saga_cli, tmp_path):
+def test_restocking_moves_capacity_by_a_delta_and_refuses_less_than_is_held(deployment, saga, tmp_path):
     catalog = tmp_path / "restock.json"
     catalog.write_text(json.dumps({"flights": {"RESTOCK-2": 10}, "hotels": {"RESTOCK-2-INN": 5}}))
-    assert saga_cli("seed", str(catalog))[0] == 0
+    assert saga("seed", str(catalog))[0] == 0
     trip = {"flight": {"flight_id": "RESTOCK-2", "seats": 4}, "hotel": {"hotel_id": "RESTOCK-2-INN", "rooms": 1}}
     start_booking(deployment, booking("restock-3", **trip))
     assert wait_for(deployment, "restock-3", timeout=60).verdict == "confirmed"
@@ -99,7 +99,7 @@ def test_restocking_moves_capacity_by_a_delta_and_refuses_less_than_is_held(depl
     steps = []
     for seats in (15, 15, 4, 3):
         catalog.write_text(json.dumps({"flights": {"RESTOCK-2": seats}}))
-        code, _, err = saga_cli("seed", str(catalog))
+        code, _, err = saga("seed", str(catalog))
         inventory = deployment.ledger("flight").inventory("RESTOCK-2")
         steps.append((seats, code, int(inventory["capacity"]), int(inventory["available"]), audit_is_clean(deployment)))
         if code:
@@ -114,14 +114,3 @@ def test_restocking_moves_capacity_by_a_delta_and_refuses_less_than_is_held(depl
         (4, 0, 4, 0, True),  # down to exactly what is held
         (3, 2, 4, 0, True),  # below what is held: refused, nothing written
     ]
-
-
-@pytest.fixture
-def saga_cli(cloud, capsys):
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([*args, "--endpoint-url", cloud.endpoint_url])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run

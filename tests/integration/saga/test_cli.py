@@ -17,19 +17,6 @@ FAILED_AT = {
 }
 
 
-@pytest.fixture
-def saga(cloud, deployment, capsys):
-    """Run `saga ARGS --endpoint-url <local cloud>`; return (exit code, stdout, stderr)."""
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([*args, "--endpoint-url", cloud.endpoint_url])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 def run_json(saga, *args: str) -> tuple[int, object]:
     code, out, _ = saga(*args, "--json")
     return code, json.loads(out)
