@@ -41,7 +41,7 @@ PATHS = {
     "fail_at_flight": ({"fail_at": "flight"}, "compensated"),
     "fail_at_hotel": ({"fail_at": "hotel"}, "compensated"),
     "fail_at_payment": ({"fail_at": "payment"}, "compensated"),
-    "compensation_failed": ({"fail_at": "payment", "fail_cancel": "hotel"}, "compensation failed"),
+    "compensation_failed": ({"fail_at": "payment", "fail_cancel": "hotel"}, "parked"),
 }
 ACCEPT = "AcceptBooking"
 _TASK_STARTS = ("LambdaFunctionScheduled", "TaskScheduled")

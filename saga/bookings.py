@@ -26,10 +26,11 @@ class Summary:
     error: str | None
     started: datetime
     stopped: datetime | None
+    resolution: dict | None = None  # how an end no catch saw, or a parked booking, was settled since
 
     @property
     def verdict(self) -> str:
-        return verdict(self.status, self.error)
+        return verdict(self.status, self.error, self.resolution)
 
     def to_json(self) -> dict:
         return {
@@ -50,8 +51,10 @@ def start_booking(deployment: Deployment, booking: dict) -> executions.Started:
 
 
 def outcome_of(deployment: Deployment, booking_id: str) -> Outcome:
-    """The booking's outcome now (it may still be running)."""
-    return executions.outcome_of(deployment.client("stepfunctions"), deployment.state_machine_arn, booking_id)
+    """The booking's outcome now (it may still be running), with how it was settled where it was."""
+    return executions.status_of(
+        deployment.client("stepfunctions"), deployment.registry(), deployment.state_machine_arn, booking_id
+    )
 
 
 def wait_for(deployment: Deployment, booking_id: str, timeout: float = 120, poll: float = 0.1) -> Outcome:
@@ -72,15 +75,26 @@ def wait_for(deployment: Deployment, booking_id: str, timeout: float = 120, poll
 
 
 def recent_bookings(deployment: Deployment, limit: int = 20) -> list[Summary]:
-    """The newest bookings first; each needs its execution's error to tell how it ended."""
+    """The newest bookings first; each needs its execution's error, and for some how it was settled since, to tell
+    how it ended."""
     stepfunctions = deployment.client("stepfunctions")
     listed = stepfunctions.list_executions(stateMachineArn=deployment.state_machine_arn, maxResults=limit)
+    registry = deployment.registry()
     summaries = []
     for execution in listed["executions"]:
-        error = None
+        error, resolution, arn = None, None, execution["executionArn"]
         if execution["status"] == "FAILED":
-            error = stepfunctions.describe_execution(executionArn=execution["executionArn"]).get("error")
+            error = stepfunctions.describe_execution(executionArn=arn).get("error")
+        if execution["status"] not in ("RUNNING", "SUCCEEDED"):
+            resolution = registry.resolution(arn)
         summaries.append(
-            Summary(execution["name"], execution["status"], error, execution["startDate"], execution.get("stopDate"))
+            Summary(
+                execution["name"],
+                execution["status"],
+                error,
+                execution["startDate"],
+                execution.get("stopDate"),
+                resolution,
+            )
         )
     return sorted(summaries, key=lambda summary: summary.started, reverse=True)

@@ -6,7 +6,8 @@ cause is fixed, replaying runs every cancel of the saga again, in the deployed
 definition's reverse order, for the same execution (the owner of what it
 reserved) and with its input (its chaos section removed). Cancels are
 idempotent, so those that already ran are no-ops. The message is deleted only
-when every cancel succeeded.
+when every cancel succeeded, and then the bookings table records the booking
+as undone by replay (``saga status`` says so).
 """
 
 import json
@@ -55,6 +56,7 @@ def replay_dead_letters(deployment: Deployment, limit: int = 10) -> list[Replay]
         for message in messages:
             replay = _replay(deployment, stepfunctions, cancels, json.loads(message["Body"]))
             if replay.finished:
+                deployment.registry().resolve(replay.execution_arn, "replay", "undone", replay.to_json())
                 sqs.delete_message(QueueUrl=deployment.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
             replays.append(replay)
     return replays

@@ -12,7 +12,18 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
-from booking_saga.executions import HISTORY_EXPIRED, Outcome
+from booking_saga.executions import (
+    COMPENSATED,
+    CONFIRMED,
+    HISTORY_EXPIRED,
+    PARKED,
+    REFUSED,
+    RELEASED,
+    REPLAYED,
+    RUNNING,
+    UNSETTLED,
+    Outcome,
+)
 from saga.audit import Audit
 from saga.bookings import Summary
 from saga.catalog import Loaded
@@ -20,7 +31,17 @@ from saga.chaos import ChaosReport
 from saga.recovery import Replay
 
 _COLOURS = {"ok": "32", "fail": "31", "undo": "33", "dim": "2", "bold": "1"}
-VERDICT_STYLES = {"confirmed": "ok", "compensated": "undo", "running": "dim", HISTORY_EXPIRED: "dim"}  # else fail
+VERDICT_STYLES = {
+    CONFIRMED: "ok",
+    COMPENSATED: "undo",
+    REFUSED: "undo",
+    RELEASED: "undo",
+    REPLAYED: "undo",
+    RUNNING: "dim",
+    HISTORY_EXPIRED: "dim",
+    PARKED: "fail",
+    UNSETTLED: "fail",
+}
 
 
 class Output:
@@ -38,7 +59,7 @@ class Output:
         return f"\033[{_COLOURS[style]}m{text}\033[0m" if self.colour else text
 
     def verdict(self, verdict: str) -> str:
-        return self.paint(verdict.upper(), VERDICT_STYLES.get(verdict, "fail"))
+        return self.paint(verdict.upper(), VERDICT_STYLES[verdict])
 
     def result(self, document: object, lines: Iterable[str], *, one_line: bool = False) -> None:
         """A command's result: ``document`` as JSON on stdout for scripts (``one_line`` for a reader that reads a
@@ -105,8 +126,11 @@ def status(out: Output, outcome: Outcome) -> Iterator[str]:
         yield f"  failed at {failed.name}: {failed.error}: {failed.message}"
     if outcome.compensations:
         yield f"  compensated by {', '.join(step.name for step in outcome.compensations)}"
-    if outcome.verdict in ("compensation failed", HISTORY_EXPIRED):
+    if outcome.verdict in (PARKED, UNSETTLED, HISTORY_EXPIRED):
         yield f"  {outcome.to_json()['cause']}"
+    if outcome.resolution:
+        by = {"reconciler": "the reconciler", "replay": "saga replay"}[outcome.resolution["by"]]
+        yield f"  {outcome.resolution['outcome']} by {by} at {outcome.resolution['at']}"
 
 
 def status_json(outcome: Outcome) -> dict:
@@ -137,7 +161,7 @@ def summaries(out: Output, listed: list[Summary]) -> Iterator[str]:
         yield "no bookings yet"
         return
     rows = [(s.booking_id, s.verdict, s.error or "", s.started.strftime("%Y-%m-%d %H:%M:%S"), _took(s)) for s in listed]
-    styles = [None if s.verdict == "confirmed" else VERDICT_STYLES.get(s.verdict, "fail") for s in listed]
+    styles = [None if s.verdict == CONFIRMED else VERDICT_STYLES[s.verdict] for s in listed]
     yield from table(out, ["booking", "outcome", "error", "started", "took"], rows, styles)
 
 

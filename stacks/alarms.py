@@ -1,59 +1,70 @@
-"""What tells a person the saga needs them: alarms on failed, timed-out, partly undone and parked bookings; a dashboard.
+"""What tells a person the saga needs them: alarms on failed, timed-out, aborted, parked and reconciled bookings
+and on the reconciler itself; a dashboard.
 
-Every alarm publishes to one SNS topic; the ``AlarmEmail`` stack parameter
-subscribes an address to it (``cdk deploy --parameters AlarmEmail=ops@example.com``).
+Every alarm publishes to one SNS topic; the ``AlarmEmail`` stack parameter subscribes an address to it
+(``cdk deploy --parameters AlarmEmail=ops@example.com``). The topic is encrypted with a key of the stack's own:
+CloudWatch cannot use the AWS-managed ``alias/aws/sns`` key, so alarms on a topic encrypted with it change
+state and tell nobody. The key's policy and the topic's let CloudWatch (and EventBridge) in, for this account
+only.
 """
 
-from aws_cdk import CfnCondition, CfnParameter, Duration, Fn, Stack
+from aws_cdk import CfnCondition, CfnParameter, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 PERIOD = Duration.minutes(1)
+# The services that publish to the topic: CloudWatch for alarms, EventBridge for rules that notify.
+PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
 
 
 class SagaAlarms(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, state_machine: sfn.StateMachine, dead_letter_queue: sqs.Queue
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        state_machine: sfn.StateMachine,
+        dead_letter_queue: sqs.Queue,
+        reconciler: lambda_.IFunction,
+        reconciler_failures: sqs.Queue,
+        removal: RemovalPolicy,
     ):
         super().__init__(scope, construct_id)
-        email = CfnParameter(
-            scope,
-            "AlarmEmail",
-            default="",
-            description="Address the saga's alarms are sent to (none if empty; confirm the subscription email).",
-        )
-        self.topic = sns.Topic(
-            self,
-            "Topic",
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
-            enforce_ssl=True,
-        )
-        subscription = sns.CfnSubscription(
-            self, "EmailSubscription", topic_arn=self.topic.topic_arn, protocol="email", endpoint=email.value_as_string
-        )
-        subscription.cfn_options.condition = CfnCondition(
-            self, "HasAlarmEmail", expression=Fn.condition_not(Fn.condition_equals(email.value_as_string, ""))
-        )
+        self.topic = self._topic(scope, removal)
+        namespace = Stack.of(scope).stack_name
 
         parked = dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
-        # Every CompensationFailed execution parks itself with one dead-letter message first: each one sent is one
-        # partly undone booking (the depth alarm stays in alarm while any is parked, this one fires for each).
+        # Every CompensationFailed execution parks itself with one dead-letter message first, and so does the
+        # reconciler: each one sent is one partly undone booking (the depth alarm stays on while any is parked).
         partly_undone = dead_letter_queue.metric_number_of_messages_sent(period=PERIOD, statistic="Sum")
         failed = state_machine.metric_failed(period=PERIOD)
+        aborted = state_machine.metric_aborted(period=PERIOD)
+        released = _reconciler_metric(namespace, "BookingsReleased")
+        reconciler_errors = reconciler.metric_errors(period=PERIOD)
+        unhandled = reconciler_failures.metric_approximate_number_of_messages_visible(
+            period=PERIOD, statistic="Maximum"
+        )
         for name, metric, description in (
-            ("ExecutionsFailed", failed, "bookings failed (compensated or parked)"),
+            ("ExecutionsFailed", failed, "bookings failed (compensated, parked, or for the reconciler)"),
             ("ExecutionsTimedOut", state_machine.metric_timed_out(period=PERIOD), "bookings that hit the 30 min limit"),
-            (
-                "CompensationFailed",
-                partly_undone,
-                "a booking ended CompensationFailed, partly undone: run `saga replay`",
-            ),
+            ("ExecutionsAborted", aborted, "bookings stopped by someone: the reconciler releases what they held"),
+            ("CompensationFailed", partly_undone, "a booking is partly undone and parked: run `saga replay`"),
             ("CompensationParked", parked, "a compensation is parked in the dead-letter queue: run `saga replay`"),
+            ("BookingsReleased", released, "the reconciler released a booking that ended where no catch saw it"),
+            ("ReconcilerErrors", reconciler_errors, "the reconciler failed; Lambda retries it, then parks the event"),
+            (
+                "ReconcilerEventsParked",
+                unhandled,
+                "a booking's end was not reconciled: its event waits on the reconciler's failure queue "
+                "(docs/recovery.md)",
+            ),
         ):
             alarm = cloudwatch.Alarm(
                 self,
@@ -80,7 +91,18 @@ class SagaAlarms(Construct):
                         label="compensated",
                         period=PERIOD,
                     ),
-                    partly_undone.with_(label="compensation failed"),
+                    partly_undone.with_(label="parked"),
+                ],
+            ),
+            cloudwatch.GraphWidget(
+                title="Ends no catch saw",
+                left=[
+                    state_machine.metric_timed_out(period=PERIOD, label="timed out"),
+                    aborted.with_(label="aborted"),
+                    released.with_(label="released by the reconciler"),
+                    _reconciler_metric(namespace, "BookingsParked").with_(label="parked by the reconciler"),
+                    reconciler_errors.with_(label="reconciler errors"),
+                    unhandled.with_(label="events not reconciled"),
                 ],
             ),
             cloudwatch.GraphWidget(
@@ -96,6 +118,64 @@ class SagaAlarms(Construct):
                 ],
             ),
         )
+
+    def _topic(self, scope: Construct, removal: RemovalPolicy) -> sns.Topic:
+        """The encrypted topic every alarm publishes to, with the optional email subscription."""
+        stack = Stack.of(scope)
+        key = kms.Key(
+            self,
+            "TopicKey",
+            description="Encrypts the saga's alarm topic; CloudWatch and EventBridge may use it to publish",
+            enable_key_rotation=True,
+            removal_policy=removal,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAlarmPublishers",
+                principals=[iam.ServicePrincipal(service) for service in PUBLISHERS],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowAlarmPublishers",
+                principals=[iam.ServicePrincipal(service) for service in PUBLISHERS],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": [
+                            f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*",
+                            f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/*",
+                        ]
+                    },
+                },
+            )
+        )
+        email = CfnParameter(
+            scope,
+            "AlarmEmail",
+            default="",
+            description="Address the saga's alarms are sent to (none if empty; confirm the subscription email).",
+        )
+        subscription = sns.CfnSubscription(
+            self, "EmailSubscription", topic_arn=topic.topic_arn, protocol="email", endpoint=email.value_as_string
+        )
+        subscription.cfn_options.condition = CfnCondition(
+            self, "HasAlarmEmail", expression=Fn.condition_not(Fn.condition_equals(email.value_as_string, ""))
+        )
+        return topic
+
+
+def _reconciler_metric(namespace: str, name: str) -> cloudwatch.Metric:
+    """A count the reconciler's Powertools metrics publish, in the stack's namespace, by its service."""
+    return cloudwatch.Metric(
+        namespace=namespace, metric_name=name, dimensions_map={"service": "reconciler"}, period=PERIOD, statistic="Sum"
+    )
 
 
 def _by_step(scope: Construct, metric: str, label: str) -> cloudwatch.MathExpression:

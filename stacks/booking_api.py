@@ -7,16 +7,16 @@ the whole contract (the same code every saga step runs), since a schema cannot
 say everything.
 """
 
-import json
 from typing import Any
 
-from aws_cdk import Acknowledgment, Stack, Validations
+from aws_cdk import Acknowledgment, RemovalPolicy, Validations
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.acknowledgments import reading_executions
 from stacks.function import FunctionDefaults, SagaFunction
 
 STAGE = "v1"
@@ -67,12 +67,7 @@ class BookingApi(Construct):
         bookings.grant(handler.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         state_machine.grant_start_execution(handler.function)
         state_machine.grant_execution(handler.function, "states:DescribeExecution", "states:GetExecutionHistory")
-        Validations.of(handler.role).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{_execution_arns(state_machine)}]",
-                reason="Executions are named by booking id at run time; the API reads only this machine's.",
-            )
-        )
+        Validations.of(handler.role).acknowledge(reading_executions(state_machine))
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=defaults.removal
         )
@@ -80,8 +75,10 @@ class BookingApi(Construct):
             self,
             "Api",
             description="Book a trip (POST /bookings) and follow it (GET /bookings/{booking_id})",
+            # API Gateway logs through one role per account and region, which every REST API there shares:
+            # deleting this stack (a development one, say) must not take it away from the others.
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=defaults.removal,
+            cloud_watch_role_removal_policy=RemovalPolicy.RETAIN,
             deploy_options=apigateway.StageOptions(
                 stage_name=STAGE,
                 access_log_destination=apigateway.LogGroupLogDestination(access_logs),
@@ -144,10 +141,3 @@ class BookingApi(Construct):
                 reason="The account-level role API Gateway logs with; this managed policy is what AWS prescribes.",
             ),
         )
-
-
-def _execution_arns(state_machine: sfn.StateMachine) -> str:
-    """How cdk-nag names the ARN pattern of a state machine's executions (its name cut from its ARN)."""
-    arn = Stack.of(state_machine).resolve(state_machine.state_machine_arn)
-    name = json.dumps({"Fn::Select": [6, {"Fn::Split": [":", arn]}]}, separators=(",", ":"))
-    return f"arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:{name}:*"

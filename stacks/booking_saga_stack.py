@@ -1,23 +1,24 @@
 """The trip-booking saga: one reservation service per entry in ``SERVICES``, each with its own table and
 reserve/cancel Lambdas, orchestrated by a Step Functions state machine that compensates in reverse order.
 
-Read top to bottom: services, saga, state machine, alarms, API, outputs.
+Read top to bottom: services, saga, state machine, reconciler, alarms, API, outputs.
 """
 
 import json
-from typing import Any, cast
+from typing import Any
 
-from aws_cdk import Acknowledgment, CfnElement, CfnOutput, Duration, Stack, Validations
-from aws_cdk import aws_lambda as lambda_
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from booking_saga.contract import ENVIRONMENT_VARIABLE
 from booking_saga.services import SERVICES, Service
+from stacks.acknowledgments import invoking
 from stacks.alarms import SagaAlarms
 from stacks.booking_api import BookingApi
 from stacks.function import FunctionDefaults
+from stacks.reconciler import Reconciler
 from stacks.reservation_service import ReservationService
 from stacks.saga_chain import FAILURE_PATH, DeadLetterParking, Saga
 from stacks.settings import SagaSettings
@@ -82,11 +83,29 @@ class BookingSagaStack(Stack):
         )
         self._acknowledge_state_machine_findings()
 
-        self.alarms = SagaAlarms(self, "Alarms", state_machine=self.state_machine, dead_letter_queue=self.parking.queue)
-
         # Every booking id ever accepted, with the fingerprint of its details and its execution: a booking id
         # is used once, also after Step Functions has forgotten the execution (90 days after it closed).
         self.bookings = saga_table(self, "Bookings", protected=settings.is_protected)
+
+        self.reconciler = Reconciler(
+            self,
+            "Reconciler",
+            defaults=defaults,
+            state_machine=self.state_machine,
+            services=self.services,
+            dead_letter_queue=self.parking.queue,
+            bookings=self.bookings,
+            removal=settings.removal,
+        )
+        self.alarms = SagaAlarms(
+            self,
+            "Alarms",
+            state_machine=self.state_machine,
+            dead_letter_queue=self.parking.queue,
+            reconciler=self.reconciler.function,
+            reconciler_failures=self.reconciler.failures,
+            removal=settings.removal,
+        )
         self.api = BookingApi(
             self,
             "BookingApi",
@@ -106,9 +125,6 @@ class BookingSagaStack(Stack):
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="The booking HTTP API (IAM-signed requests)")
 
-    def _logical_id(self, function: lambda_.Function) -> str:
-        return self.get_logical_id(cast(CfnElement, function.node.default_child))
-
     def _acknowledge_state_machine_findings(self) -> None:
         functions = [function for service in self.services for function in (service.reserve, service.cancel)]
         Validations.of(self.state_machine).acknowledge(
@@ -120,11 +136,5 @@ class BookingSagaStack(Stack):
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="Log delivery and X-Ray trace APIs have no resource-level permissions.",
             ),
-            *(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::<{self.resolve(self._logical_id(fn))}.Arn>:*]",
-                    reason="Step Functions invokes the function by ARN and may name a version or alias: '<arn>:*'.",
-                )
-                for fn in functions
-            ),
+            *(invoking(function) for function in functions),
         )

@@ -8,6 +8,7 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -50,7 +51,8 @@ class FunctionDefaults:
 class SagaFunction(Construct):
     """A Lambda with its own log group and a role that may write only there (no managed policies), traced by
     X-Ray, with Powertools from the stack's layer. ``service`` names it in its logs and metrics (by default the
-    handler's module: ``flight`` for ``flight.reserve``); grant it what else it needs through ``function``."""
+    handler's module: ``flight`` for ``flight.reserve``); grant it what else it needs through ``function``.
+    ``dead_letter_queue`` receives what its asynchronous invocations still failed after Lambda's retries."""
 
     def __init__(
         self,
@@ -61,6 +63,8 @@ class SagaFunction(Construct):
         handler: str,
         environment: Mapping[str, str] | None = None,
         service: str | None = None,
+        timeout: Duration = LAMBDA_TIMEOUT,
+        dead_letter_queue: sqs.IQueue | None = None,
     ):
         super().__init__(scope, construct_id)
         log_group = logs.LogGroup(self, "Logs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=defaults.removal)
@@ -75,8 +79,9 @@ class SagaFunction(Construct):
             handler=handler,
             role=self.role,
             log_group=log_group,
-            timeout=LAMBDA_TIMEOUT,
+            timeout=timeout,
             memory_size=LAMBDA_MEMORY_MB,
+            dead_letter_queue=dead_letter_queue,
             environment={
                 **defaults.environment,
                 **(environment or {}),

@@ -36,6 +36,7 @@ COMPENSATION_RETRIES = 8
 FAILURE_PATH = "$.failure"
 COMPENSATION_FAILURE_PATH = "$.compensation_failure"
 PARK_TIMEOUT = Duration.seconds(10)
+PARK_FAILURE_PATH = "$.park_failure"
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Saga(Construct):
 class DeadLetterParking(Construct):
     """Where a saga whose compensation cannot finish goes: its state (``saga``) and execution in one message on an
     SQS dead-letter queue, for a person (``saga replay``), and the execution ends ``CompensationFailed``, never
-    silently half-undone. ``start`` is the state to chain to."""
+    silently half-undone; if even that send fails, ``ParkFailed``. ``start`` is the state to chain to."""
 
     def __init__(self, scope: Construct, construct_id: str, *, removal: RemovalPolicy):
         super().__init__(scope, construct_id)
@@ -129,6 +130,22 @@ class DeadLetterParking(Construct):
         )
         self.start.add_retry(
             errors=[sfn.Errors.ALL], max_attempts=5, backoff_rate=2, jitter_strategy=sfn.JitterType.FULL
+        )
+        # Parking can fail too (SQS down after the retries): end in a Fail state of its own, which the reconciler
+        # handles like the other ends no catch of the saga's saw, rather than with an unexplained failure.
+        self.start.add_catch(
+            sfn.Fail(
+                self,
+                "ParkFailed",
+                error="ParkFailed",
+                cause_path=sfn.JsonPath.format(
+                    "Booking {} is only partly undone and its state could not be parked: {}.",
+                    sfn.JsonPath.execution_name,
+                    sfn.JsonPath.string_at(f"{PARK_FAILURE_PATH}.Error"),
+                ),
+            ),
+            errors=[sfn.Errors.ALL],
+            result_path=PARK_FAILURE_PATH,
         )
         self.start.next(
             sfn.Fail(

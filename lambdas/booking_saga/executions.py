@@ -10,6 +10,7 @@ write that no expiry undoes. Step Functions' own guard, the execution name,
 lasts only while it keeps the closed execution (90 days, or 30).
 """
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -150,6 +151,25 @@ class BookingRegistry:
         )
         return item
 
+    def resolve(self, execution_arn: str, by: str, outcome: str, details: dict[str, Any]) -> None:
+        """Record how an execution that no catch finished was settled, and by whom (``reconciler``, ``replay``):
+        ``saga status`` and the HTTP API read it into the verdict."""
+        self.table.put_item(
+            Item={
+                "pk": f"resolution#{execution_arn}",
+                "by": by,
+                "outcome": outcome,
+                "details": json.dumps(details, default=str),
+                "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            }
+        )
+
+    def resolution(self, execution_arn: str) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self.table.get_item(
+            Key={"pk": f"resolution#{execution_arn}"}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None else {key: item[key] for key in ("by", "outcome", "at")}
+
     def started(self, booking_id: str) -> None:
         self.table.update_item(
             Key={"pk": f"booking#{booking_id}"},
@@ -167,17 +187,36 @@ class Started:
     accepted: bool
 
 
-def verdict(status: str | None, error: str | None) -> str:
-    """How the saga ended. Every reserve and cancel catches all errors, so a FAILED execution
-    ended in one of the two Fail states, which its error tells apart. No status: Step Functions
-    no longer keeps the execution."""
+# How a booking ended, as every reader tells it.
+CONFIRMED = "confirmed"
+REFUSED = "refused"  # invalid input: nothing was reserved, so nothing was compensated
+COMPENSATED = "compensated"  # every needed cancel ran
+PARKED = "parked"  # partly undone: its state waits in the dead-letter queue for `saga replay`
+RELEASED = "released"  # it ended where no catch could see; the reconciler released what it held
+UNSETTLED = "not yet released"  # it ended where no catch could see, and the reconciler has not finished it
+REPLAYED = "undone by replay"  # parked, then finished by `saga replay`
+RUNNING = "running"
+# Ends no catch sees: the execution's own timeout, a stop, and the errors States.ALL does not match or a failed
+# park (a Fail state reached after the state machine's catches ran out).
+UNCAUGHT_STATUSES = ("TIMED_OUT", "ABORTED")
+UNCAUGHT_ERRORS = ("States.Runtime", "States.DataLimitExceeded", "ParkFailed")
+
+
+def verdict(status: str | None, error: str | None, resolution: dict[str, Any] | None = None) -> str:
+    """How the saga ended, from its execution's status and error and, for an end no catch saw or a parked
+    one, how it was settled since (``BookingRegistry.resolution``). No status: Step Functions no longer keeps
+    the execution."""
     if status is None:
         return HISTORY_EXPIRED
-    if status == "SUCCEEDED":
-        return "confirmed"
-    if status == "FAILED":
-        return "compensation failed" if error == "CompensationFailed" else "compensated"
-    return status.lower().replace("_", " ")  # running, timed out, aborted
+    if status in ("RUNNING", "SUCCEEDED"):
+        return RUNNING if status == "RUNNING" else CONFIRMED
+    if resolution and resolution["by"] == "replay":
+        return REPLAYED
+    if status in UNCAUGHT_STATUSES or error in UNCAUGHT_ERRORS:
+        return {"released": RELEASED, "parked": PARKED}.get(resolution["outcome"] if resolution else "", UNSETTLED)
+    if error == "CompensationFailed":
+        return PARKED
+    return REFUSED if error == "InvalidBooking" else COMPENSATED
 
 
 @dataclass(frozen=True)
@@ -191,10 +230,17 @@ class Outcome:
     cause: str | None
     booking: dict[str, Any]  # the execution input ({} where it is not known)
     path: list[Step]
+    resolution: dict[str, Any] | None = None  # how an end no catch saw, or a parked one, was settled since
+
+    def settled(self, registry: "BookingRegistry") -> "Outcome":
+        """This outcome with its resolution, from the bookings table, where one can have been recorded."""
+        if self.status in ("SUCCEEDED", "RUNNING", None):
+            return self
+        return dataclasses.replace(self, resolution=registry.resolution(self.execution_arn))
 
     @property
     def verdict(self) -> str:
-        return verdict(self.status, self.error)
+        return verdict(self.status, self.error, self.resolution)
 
     @property
     def failed_step(self) -> Step | None:
@@ -221,6 +267,7 @@ class Outcome:
             "step_reached": self.path[-1].name if self.path else None,
             "failed_step": failed.name if failed else None,
             "compensations": [step.name for step in self.compensations],
+            "resolution": self.resolution,
             "path": [step.to_json() for step in self.path],
         }
 
@@ -235,6 +282,7 @@ class Outcome:
             cause=document.get("cause"),
             booking={},
             path=[Step.from_json(step) for step in document.get("path", [])],
+            resolution=document.get("resolution"),
         )
 
 
@@ -295,7 +343,7 @@ def status_of(stepfunctions: Any, registry: BookingRegistry, state_machine_arn: 
     """The booking's outcome, also once Step Functions has forgotten its execution: then the bookings table still
     knows the id was used, and the verdict says the history expired."""
     try:
-        return outcome_of(stepfunctions, state_machine_arn, booking_id)
+        return outcome_of(stepfunctions, state_machine_arn, booking_id).settled(registry)
     except UnknownBooking:
         record = registry.record(booking_id)
         if record is None or "started_at" not in record:

@@ -9,7 +9,7 @@ invariant is checked from the tables and the dead-letter queue afterwards:
 
 - confirmed: exactly its seats, rooms and charge are held;
 - compensated: nothing is held and capacity is back where it was;
-- compensation failed: exactly one dead-letter message, and every service it
+- parked: exactly one dead-letter message, and every service it
   does not report as undone still holds what it took (nothing else is held).
 
 The expected outcome comes from a small model of the saga, so a fault that
@@ -88,7 +88,7 @@ def expected(scenario: Scenario) -> Expected:
     """The saga as a model: where it fails, what each reserve wrote, which cancels run."""
     chaos = scenario.chaos
     if scenario.malformed:
-        return Expected("compensated", frozenset(), "InvalidBooking")  # refused before anything is written
+        return Expected("refused", frozenset(), "InvalidBooking")  # refused before anything is written
     failed, wrote, failure = first_failure(scenario)
     if failed is None:
         return Expected("confirmed", frozenset(SERVICES), None)
@@ -97,7 +97,7 @@ def expected(scenario: Scenario) -> Expected:
     for service in reversed(SERVICES[: position + 1]):  # the cancels, from the failed step's own
         if chaos.get("fail_cancel") == service:
             still = {s for s in reserved if SERVICES.index(s) <= SERVICES.index(service)}
-            return Expected("compensation failed", frozenset(still), failure)
+            return Expected("parked", frozenset(still), failure)
     return Expected("compensated", frozenset(), failure)
 
 
@@ -201,7 +201,7 @@ def test_every_fault_schedule_ends_confirmed_undone_or_parked(deployment, figure
             assert records["hotel"]["quantity"] == scenario.rooms
         if "payment" in records:
             assert records["payment"]["amount"] == scenario.amount
-        if model.verdict == "compensation failed":
+        if model.verdict == "parked":
             assert len(parked) == 1
             undone = set(parked[0]["saga"].get("compensations", {}))
             assert not undone & set(records), "the message reports as undone a service that still holds"
@@ -224,8 +224,8 @@ def test_the_model_knows_the_saga(figures):
     declined = Scenario(2, 1, 5, 5, PAYMENT_LIMIT + 1, False)
     assert expected(declined) == Expected("compensated", frozenset(), "PaymentDeclined")
     stuck = Scenario(2, 1, 5, 5, 100, False, {"fail_at": "payment", "fail_cancel": "hotel"})
-    assert expected(stuck) == Expected("compensation failed", frozenset({"flight", "hotel"}), "ChaosFailure")
+    assert expected(stuck) == Expected("parked", frozenset({"flight", "hotel"}), "ChaosFailure")
     late = Scenario(2, 1, 5, 5, 100, False, {"timeout_after_write": "hotel", "fail_cancel": "hotel"})
-    assert expected(late) == Expected("compensation failed", frozenset({"flight", "hotel"}), "Sandbox.Timedout")
+    assert expected(late) == Expected("parked", frozenset({"flight", "hotel"}), "Sandbox.Timedout")
     sold_out = Scenario(2, 6, 5, 5, 100, False, {"fail_cancel": "payment"})
     assert expected(sold_out) == Expected("compensated", frozenset(), "SoldOut")

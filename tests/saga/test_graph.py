@@ -26,6 +26,7 @@ STATE_NAMES = {
     "BookingFailed",
     "SendToDeadLetterQueue",
     "CompensationFailed",
+    "ParkFailed",
 }
 # The saga's whole graph, as README.md draws it: (source, target, kind, label).
 SAGA_EDGES = {
@@ -43,6 +44,7 @@ SAGA_EDGES = {
     ("CancelHotel", "SendToDeadLetterQueue", "catch", "any error"),
     ("CancelFlight", "SendToDeadLetterQueue", "catch", "any error"),
     ("SendToDeadLetterQueue", "CompensationFailed", "next", ""),
+    ("SendToDeadLetterQueue", "ParkFailed", "catch", "any error"),
 }
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from aws_cdk.assertions import Match, Template
 
 from booking_saga import contract as booking
 from booking_saga.contract import ENVIRONMENT_VARIABLE
+from booking_saga.services import SERVICES
 from saga.synth import cached_assembly
-from stacks import booking_saga_stack as booking_saga
 from stacks.app import build_app
 from stacks.function import POWERTOOLS_VERSION
 from tests.stacks.definition import function_logical_id, paths, placeholder_ref, resolved_definition
@@ -28,6 +28,7 @@ STATE_TYPES = {
     "BookingFailed": "Fail",
     "SendToDeadLetterQueue": "Task",
     "CompensationFailed": "Fail",
+    "ParkFailed": "Fail",
 }
 # Which handler each Lambda task must invoke, and which table output names that handler's own table.
 STATE_HANDLER = {
@@ -39,6 +40,8 @@ STATE_HANDLER = {
     "RefundPayment": "payment.cancel",
 }
 API_HANDLER = "bookings_api.handle"  # the HTTP API's function (tests/stacks/test_booking_api.py)
+RECONCILER = "reconciler.handle"  # finishes ends no catch saw (tests/stacks/test_reconciler.py)
+FUNCTIONS = 8  # six saga steps' functions, the API's, the reconciler's
 TABLE_OUTPUT = {"flight": "FlightsTable", "hotel": "HotelsTable", "payment": "PaymentsTable"}
 _CANCEL = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
 DYNAMODB_ACTIONS = {
@@ -181,13 +184,13 @@ def test_four_on_demand_tables_with_pitr_encryption_and_a_string_pk(assertions, 
     assert {*_table_ids(template).values(), bookings} == set(_resources(template, "AWS::DynamoDB::Table"))
 
 
-def test_seven_arm64_python313_functions_with_explicit_timeout_and_memory(assertions, template):
-    assertions.resource_count_is("AWS::Lambda::Function", 7)
+def test_every_function_is_arm64_python313_with_explicit_timeout_and_memory(assertions, template):
+    assertions.resource_count_is("AWS::Lambda::Function", FUNCTIONS)
     assertions.all_resources_properties(
         "AWS::Lambda::Function",
         {"Runtime": "python3.13", "Architectures": ["arm64"], "Timeout": Match.any_value()},
     )
-    assert set(_functions(template)) == {*STATE_HANDLER.values(), API_HANDLER}
+    assert set(_functions(template)) == {*STATE_HANDLER.values(), API_HANDLER, RECONCILER}
     for handler, (_, properties) in _functions(template).items():
         assert isinstance(properties.get("MemorySize"), int) and properties["MemorySize"] >= 128, handler
 
@@ -210,7 +213,7 @@ def test_each_task_invokes_its_own_handler(template, states):
 def test_each_function_has_its_own_role_without_managed_or_inline_policies(template):
     roles = _resources(template, "AWS::IAM::Role")
     function_roles = [props["Role"]["Fn::GetAtt"][0] for _, props in _functions(template).values()]
-    assert len(set(function_roles)) == 7, "functions share a role"
+    assert len(set(function_roles)) == FUNCTIONS, "functions share a role"
     for role_id in function_roles:
         properties = roles[role_id]["Properties"]
         assert not properties.get("ManagedPolicyArns"), role_id
@@ -227,12 +230,13 @@ def test_each_function_logs_to_its_own_group(template):
         assert group in log_groups, handler
         assert log_groups[group]["Properties"].get("RetentionInDays"), f"{handler} logs are kept forever"
         seen.append(group)
-    assert len(set(seen)) == 7
+    assert len(set(seen)) == FUNCTIONS
 
 
-def test_dead_letter_queue_is_encrypted_and_refuses_plain_http(assertions, template):
-    assertions.resource_count_is("AWS::SQS::Queue", 1)
-    (queue_id,) = _resources(template, "AWS::SQS::Queue")
+@pytest.mark.parametrize("queue", ["ParkingCompensationDeadLetters", "ReconcilerFailures"])
+def test_each_dead_letter_queue_is_encrypted_and_refuses_plain_http(assertions, template, queue):
+    assertions.resource_count_is("AWS::SQS::Queue", 2)
+    (queue_id,) = [name for name in _resources(template, "AWS::SQS::Queue") if name.startswith(queue)]
     queue = template["Resources"][queue_id]["Properties"]
     assert queue.get("SqsManagedSseEnabled") is True or queue.get("KmsMasterKeyId")
     assertions.has_resource_properties(
@@ -371,8 +375,10 @@ def test_state_machine_may_invoke_only_the_six_saga_functions_and_send_only_to_t
     trust = template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert [statement["Principal"] for statement in trust] == [{"Service": "states.amazonaws.com"}]
     assert not template["Resources"][role]["Properties"].get("ManagedPolicyArns")
-    (queue,) = _resources(template, "AWS::SQS::Queue")
-    functions = {logical_id for handler, (logical_id, _) in _functions(template).items() if handler != API_HANDLER}
+    (queue,) = [name for name in _resources(template, "AWS::SQS::Queue") if name.startswith("Parking")]
+    functions = {
+        logical_id for handler, (logical_id, _) in _functions(template).items() if handler in STATE_HANDLER.values()
+    }
     assert len(functions) == 6
 
     invoked = set()
@@ -431,7 +437,7 @@ def _chaos_settings(template: dict) -> dict[str, bool]:
 
 
 def test_dev_stack_enables_chaos_on_every_function(template):
-    assert _chaos_settings(template) == dict.fromkeys([*STATE_HANDLER.values(), API_HANDLER], True)
+    assert _chaos_settings(template) == dict.fromkeys([*STATE_HANDLER.values(), API_HANDLER, RECONCILER], True)
 
 
 def test_only_the_last_steps_reserve_confirms_bookings(template, states):
@@ -448,10 +454,9 @@ def test_only_the_last_steps_reserve_confirms_bookings(template, states):
     assert confirming == {last_reserve: "true"}
 
 
-def test_the_confirming_step_follows_the_order_of_the_steps(monkeypatch):
-    """Reordering SERVICES moves CONFIRMS_BOOKING with the last step: no service is named for it."""
-    monkeypatch.setattr(booking_saga, "SERVICES", tuple(reversed(booking_saga.SERVICES)))
-    app = build_app()
+def test_the_confirming_step_follows_the_order_of_the_steps():
+    """Reordering the services moves CONFIRMS_BOOKING with the last step: no service is named for it."""
+    app = build_app(services=tuple(reversed(SERVICES)))
     template = Template.from_stack(app.node.find_child("BookingSaga")).to_json()
 
     confirming = {handler for handler, env in _environments(template).items() if "CONFIRMS_BOOKING" in env}
@@ -544,16 +549,17 @@ def test_a_failed_reserve_undoes_in_reverse_order_and_fails(states, reserve, und
     (catch_target,) = [catcher["Next"] for catcher in states[reserve]["Catch"]]
     # compensations succeeding: exactly one way down, in reverse order, to BookingFailed
     assert paths(states, catch_target, catches=False) == [tuple(undo)]
-    # compensations failing too: every other way ends in the dead-letter queue, then CompensationFailed
+    # compensations failing too: every other way ends in the dead-letter queue, then CompensationFailed (or, if
+    # the queue cannot take it, ParkFailed, for the reconciler)
     every_path = paths(states, catch_target, catches=True)
     assert tuple(undo) in every_path
     for path in every_path:
-        assert path[-1] in ("BookingFailed", "CompensationFailed"), path
+        assert path[-1] in ("BookingFailed", "CompensationFailed", "ParkFailed"), path
         assert not set(path) & {*RESERVES, "BookingConfirmed"}, f"compensation re-enters the forward chain: {path}"
-        if path[-1] == "CompensationFailed":
+        if path[-1] != "BookingFailed":
             assert path[-2] == "SendToDeadLetterQueue", path
     cancels = undo[:-1]
-    assert len(every_path) == 1 + len(cancels)  # each cancel can divert once, to the dead-letter queue
+    assert len(every_path) == 1 + 2 * len(cancels)  # each cancel can divert once, to the dead-letter queue
 
 
 def test_no_other_path_reaches_booking_failed(template, states):
@@ -572,10 +578,13 @@ def test_each_cancel_parks_in_the_dead_letter_queue_when_it_gives_up(template, s
     # keeps the saga's state for the message, and the original failure next to the compensation's
     assert catcher.get("ResultPath") not in (None, "$", "$.failure")
     assert f"{catcher['ResultPath']}.Error" in states["CompensationFailed"]["CausePath"]
-    assert paths(states, "SendToDeadLetterQueue") == [("SendToDeadLetterQueue", "CompensationFailed")]
+    assert paths(states, "SendToDeadLetterQueue") == [
+        ("SendToDeadLetterQueue", "CompensationFailed"),
+        ("SendToDeadLetterQueue", "ParkFailed"),  # the send itself failing: for the reconciler
+    ]
     park = states["SendToDeadLetterQueue"]
     assert park["Resource"] == "arn:aws:states:::sqs:sendMessage"
-    (queue,) = _resources(template, "AWS::SQS::Queue")
+    (queue,) = [name for name in _resources(template, "AWS::SQS::Queue") if name.startswith("Parking")]
     assert park["Parameters"]["QueueUrl"] == placeholder_ref(template, queue)
     assert park["Parameters"]["MessageBody"].get("saga.$") == "$"
 

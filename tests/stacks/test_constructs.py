@@ -133,11 +133,15 @@ def test_dead_letter_parking_sends_the_saga_to_its_queue_then_fails_compensation
     template = _template(build)
 
     states = resolved_definition(template)["States"]
-    assert set(states) == {"SendToDeadLetterQueue", "CompensationFailed"}
+    assert set(states) == {"SendToDeadLetterQueue", "CompensationFailed", "ParkFailed"}
     send = states["SendToDeadLetterQueue"]
     assert send["Resource"].endswith(":states:::sqs:sendMessage")
     assert send["Parameters"]["MessageBody"] == {"execution_arn.$": "$$.Execution.Id", "saga.$": "$"}
     assert send["Next"] == "CompensationFailed"
     assert states["CompensationFailed"]["Error"] == "CompensationFailed"
+    # a send that fails for good ends in a Fail state of its own (the reconciler's), never uncaught
+    (catch,) = send["Catch"]
+    assert (catch["ErrorEquals"], catch["Next"]) == (["States.ALL"], "ParkFailed")
+    assert states["ParkFailed"]["Error"] == "ParkFailed"
     (queue,) = _of_type(template, "AWS::SQS::Queue").values()
     assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600

@@ -204,7 +204,7 @@ def test_list_shows_each_bookings_outcome(saga):
     verdicts = {entry["booking_id"]: entry["verdict"] for entry in listed}
     assert verdicts["cli-list-ok"] == "confirmed"
     assert verdicts["cli-list-undone"] == "compensated"
-    assert verdicts["cli-list-stuck"] == "compensation failed"
+    assert verdicts["cli-list-stuck"] == "parked"
     assert [entry["started"] for entry in listed] == sorted((entry["started"] for entry in listed), reverse=True)
     code, out, _ = saga("list", "--limit", "100")
     assert any(line.split()[:2] == ["cli-list-ok", "confirmed"] for line in out.splitlines())
@@ -275,7 +275,7 @@ def test_chaos_fails_on_a_stack_that_does_not_compensate(cloud, deployment, saga
     code, out, _ = saga("chaos", "--fail-at", "payment", "--stack", "BookingSaga-dev-broken")
 
     assert code == 1
-    assert "✗ the saga was compensated: ended compensation failed" in out
+    assert "✗ the saga was compensated: ended parked" in out
     assert "✗ nothing stays reserved or charged: still held by flight (RESERVED), hotel (RESERVED)" in out
     assert out.splitlines()[-1] == "Chaos test FAILED"
 
