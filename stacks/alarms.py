@@ -8,7 +8,7 @@ state and tell nobody. The key's policy and the topic's let CloudWatch (and Even
 only.
 """
 
-from aws_cdk import CfnCondition, CfnParameter, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import Acknowledgment, CfnCondition, CfnParameter, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -138,6 +138,18 @@ class SagaAlarms(Construct):
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="GrantsOnlyForAwsServices",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={
+                    "BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}
+                },
+            )
+        )
         topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
         topic.add_to_resource_policy(
             iam.PolicyStatement(
@@ -167,6 +179,13 @@ class SagaAlarms(Construct):
         )
         subscription.cfn_options.condition = CfnCondition(
             self, "HasAlarmEmail", expression=Fn.condition_not(Fn.condition_equals(email.value_as_string, ""))
+        )
+        Validations.of(subscription).acknowledge(
+            Acknowledgment(
+                id="Serverless-SNSRedrivePolicy",
+                reason="SNS retries email delivery; an alarm it could not deliver still stands in CloudWatch (its "
+                "state, history and the dashboard), where a queue of undelivered alarms would help nobody.",
+            )
         )
         return topic
 

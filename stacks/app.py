@@ -3,19 +3,24 @@
 from typing import Any
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
+from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from booking_saga.services import SERVICES, Service
 from stacks.booking_saga_stack import BookingSagaStack
 from stacks.settings import SagaSettings
 
+GUARD_OUTPUT_BYTES = 64 * 1024 * 1024  # the report on a template of this size outgrows the default 1 MB
+
 
 def build_app(
     context: dict[str, Any] | None = None, outdir: str | None = None, services: tuple[Service, ...] = SERVICES
 ) -> cdk.App:
-    """The app with its one stack, of these services; cdk-nag's AwsSolutions checks make synth fail on any
-    unacknowledged finding."""
-    app = cdk.App(context=context, outdir=outdir)
+    """The app with its one stack, of these services. cdk-nag's AwsSolutions and Serverless checks and Control
+    Tower's Guard rules make synth fail on any finding not acknowledged, with a reason, beside its construct."""
+    # Control Tower's proactive Guard rules, run by cfn-guard at synth (the plugin ships the binary).
+    guard = CfnGuardValidator(max_buffer=GUARD_OUTPUT_BYTES)
+    app = cdk.App(context=context, outdir=outdir, policy_validation_beta1=[guard])
     settings = SagaSettings.from_context(app.node)
     BookingSagaStack(
         app,
@@ -24,5 +29,5 @@ def build_app(
         services=services,
         description="Trip-booking saga: flight, hotel and payment with reverse-order compensation",
     )
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
     return app

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -22,7 +21,7 @@ from stacks.reconciler import Reconciler
 from stacks.reservation_service import ReservationService
 from stacks.saga_chain import FAILURE_PATH, DeadLetterParking, Saga
 from stacks.settings import SagaSettings
-from stacks.tables import saga_table
+from stacks.storage import saga_log_group, saga_table
 
 # Worst case: every compensation exhausting its retries (about 5 minutes each) after the reserves.
 EXECUTION_TIMEOUT = Duration.minutes(30)
@@ -75,9 +74,7 @@ class BookingSagaStack(Stack):
             timeout=EXECUTION_TIMEOUT,
             tracing_enabled=True,
             logs=sfn.LogOptions(
-                destination=logs.LogGroup(
-                    self, "StateMachineLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=settings.removal
-                ),
+                destination=saga_log_group(self, "StateMachineLogs", removal=settings.removal),
                 level=sfn.LogLevel[settings.log_level],
             ),
         )

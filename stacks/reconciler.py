@@ -3,7 +3,7 @@ Lambda that finishes them (``lambdas/reconciler.py``)."""
 
 import json
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Duration, RemovalPolicy, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -14,6 +14,7 @@ from constructs import Construct
 from stacks.acknowledgments import invoking, reading_executions
 from stacks.function import FunctionDefaults, SagaFunction
 from stacks.reservation_service import ReservationService
+from stacks.storage import dead_letters
 
 # Three cancels, each tried up to three times (5 s apiece at worst), then a park: well within a minute.
 TIMEOUT = Duration.seconds(60)
@@ -39,19 +40,8 @@ class Reconciler(Construct):
         removal: RemovalPolicy,
     ):
         super().__init__(scope, construct_id)
-        self.failures = sqs.Queue(
-            self,
-            "Failures",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=removal,
-        )
-        Validations.of(self.failures).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself a dead-letter queue: the reconciler's failed events, for an operator.",
-            )
+        self.failures = dead_letters(
+            self, "Failures", removal=removal, holds="the execution ends the reconciler could not finish"
         )
         cancels = [
             {"step": service.service.cancel_state, "function": service.cancel.function_arn}

@@ -9,7 +9,7 @@ from constructs import Construct
 from booking_saga.services import Service
 from stacks.function import FunctionDefaults, SagaFunction
 from stacks.saga_chain import SagaStep
-from stacks.tables import saga_table
+from stacks.storage import saga_table
 
 TASK_TIMEOUT = Duration.seconds(10)  # longer than the function's own 5 s: Step Functions sees that timeout first
 # A cancel reads the record, then releases it or leaves a tombstone.

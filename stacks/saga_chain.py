@@ -11,11 +11,12 @@ still fails after its retries goes to ``DeadLetterParking``.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
-from aws_cdk import aws_sqs as sqs
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
+
+from stacks.storage import dead_letters
 
 # Errors worth retrying on a reserve: the Lambda service's own hiccups and write conflicts.
 # Business errors (SoldOut, PaymentDeclined, InvalidBooking, ...) are deliberately absent.
@@ -103,20 +104,8 @@ class DeadLetterParking(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, removal: RemovalPolicy):
         super().__init__(scope, construct_id)
-        self.queue = sqs.Queue(
-            self,
-            "CompensationDeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=removal,
-        )
-        Validations.of(self.queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself the saga's dead-letter queue: it parks failed compensations for an "
-                "operator.",
-            )
+        self.queue = dead_letters(
+            self, "CompensationDeadLetters", removal=removal, holds="the state of sagas whose compensation failed"
         )
         self.start = tasks.SqsSendMessage(
             self,

@@ -78,12 +78,19 @@ def test_both_routes_are_validated_before_the_lambda_runs(template, methods):
     assert "validationErrorString" in refused_body["ResponseTemplates"]["application/json"]
 
 
-def test_the_stage_is_traced_and_logs_access_and_errors(template):
+def test_the_stage_is_traced_logs_access_and_errors_and_has_its_own_throttle(template):
     _, stage = only(template, "AWS::ApiGateway::Stage")
     assert stage["StageName"] == "v1"
     assert stage["TracingEnabled"] is True
     assert stage["MethodSettings"] == [
-        {"DataTraceEnabled": False, "HttpMethod": "*", "LoggingLevel": "ERROR", "ResourcePath": "/*"}
+        {
+            "DataTraceEnabled": False,
+            "HttpMethod": "*",
+            "LoggingLevel": "ERROR",
+            "ResourcePath": "/*",
+            "ThrottlingBurstLimit": 200,
+            "ThrottlingRateLimit": 100,
+        }
     ]
     log_group = stage["AccessLogSetting"]["DestinationArn"]["Fn::GetAtt"][0]
     assert template["Resources"][log_group]["Properties"]["RetentionInDays"] == 30

@@ -10,7 +10,7 @@ from booking_saga.services import SERVICES, service_named
 from stacks.function import FunctionDefaults, SagaFunction
 from stacks.reservation_service import CANCEL_ACTIONS, ReservationService
 from stacks.saga_chain import DeadLetterParking
-from stacks.tables import saga_table
+from stacks.storage import saga_table
 from tests.stacks.definition import resolved_definition
 
 

@@ -83,13 +83,16 @@ def test_validation_report_has_no_violations(assembly):
     assert _violations(report_file) == []
 
 
-def test_cdk_nag_is_active_and_fails_synth_on_an_unacknowledged_finding(tmp_path):
-    """Proves the checks above mean something: the app's synth raises on a plain queue, naming the rule."""
+def test_every_rule_pack_is_active_and_fails_synth_on_an_unacknowledged_finding(tmp_path):
+    """Proves the checks above mean something: the app's synth raises on a plain queue, and each pack (cdk-nag's
+    AwsSolutions and Serverless, Control Tower's Guard rules) names its own rule."""
     app = build_app(outdir=str(tmp_path))
-    sqs.Queue(app.node.find_child("BookingSaga"), "PlainQueue")  # no SSL enforcement: AwsSolutions-SQS4
+    sqs.Queue(app.node.find_child("BookingSaga"), "PlainQueue")
     with pytest.raises(Exception, match="ValidationFailed"):
         app.synth()
-    assert ("AwsSolutions-SQS4", "BookingSaga/PlainQueue/Resource") in _violations(tmp_path / "validation-report.json")
+    found = _violations(tmp_path / "validation-report.json")
+    for rule in ("AwsSolutions-SQS4", "Serverless-SQSRedrivePolicy", "sqs_dlq_check"):  # no TLS rule; no DLQ
+        assert (rule, "BookingSaga/PlainQueue/Resource") in found, rule
 
 
 def _acknowledgments(assembly) -> list[tuple[str, str, object]]:
