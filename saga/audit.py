@@ -10,8 +10,9 @@ service's table and the state machine's executions:
 - every confirmed execution holds exactly what its booking asked of each service, in records
   it owns.
 
-A record held by a booking parked for a person (its execution ended ``CompensationFailed``, its
-state in the dead-letter queue, ``saga replay`` finishes it) is listed as parked, not as drift:
+A record held by a booking parked for a person (its execution ended ``CompensationFailed``, or the
+reconciler parked it; its state is in the dead-letter queue, ``saga replay`` finishes it) is listed
+as parked, not as drift:
 that is one of the saga's three documented ends. A record whose execution Step Functions no
 longer keeps (90 days after it closed) cannot be checked against it: it is counted as
 unverified, not as drift.
@@ -146,10 +147,18 @@ def _check_owners(report: Audit, deployment: Deployment, service: str, bookings:
         ended = statuses[owner]
         if ended is None:
             report.unverified.append(f"{service} {booking_id}")
-        elif ended == ("FAILED", PARKED):
+        elif ended == ("FAILED", PARKED) or _parked_by_the_reconciler(deployment, owner, ended):
             report.parked.append(f"{service} {booking_id}")
         elif ended[0] not in HEALTHY_OWNERS:
             report.drift.append(Drift("leak", service, booking_id, f"RESERVED by an execution that ended {ended[0]}"))
+
+
+def _parked_by_the_reconciler(deployment: Deployment, owner: str, ended: tuple[str, str | None]) -> bool:
+    """An end no catch saw that the reconciler could not release either: it parked it, as recorded."""
+    if ended[0] in HEALTHY_OWNERS:
+        return False
+    resolution = deployment.registry().resolution(owner)
+    return resolution is not None and resolution["outcome"] == "parked"
 
 
 def _check_confirmed(

@@ -35,7 +35,7 @@ ID_CHARS = string.ascii_letters + string.digits + "_-"
 UPPER = string.ascii_uppercase
 SECTIONS = {"flight": ("flight_id", "seats"), "hotel": ("hotel_id", "rooms"), "payment": ("amount", "currency")}
 TOP_LEVEL = ("booking_id", "customer_id", *SECTIONS)
-STEP_KEYS = ("fail_at", "fail_cancel", "timeout_after_write")
+STEP_KEYS = ("fail_at", "fail_cancel", "timeout_after_write", "oversized_result")
 # Documented chaos keys, plus whatever the contract knows by now (new kinds are being added): never "unknown".
 KNOWN_CHAOS = {*STEP_KEYS, "transient", "duplicate", *contract.CHAOS_KINDS}
 

@@ -57,8 +57,10 @@ DEFAULT_PAYMENT_LIMITS = {"JPY": 500_000, "USD": 3_500, "EUR": 3_200, "GBP": 2_7
 #   fail_at / fail_cancel: a service whose reserve / cancel fails for good (a business error);
 #   transient: {"<service>.<reserve|cancel>": N}: that function fails N times, then works;
 #   duplicate: ["<service>.<reserve|cancel>", ...]: those functions do their work twice (a redelivery);
-#   timeout_after_write: a service whose reserve writes, then hangs until Lambda times it out.
-CHAOS_KINDS = ("fail_at", "fail_cancel", "transient", "duplicate", "timeout_after_write")
+#   timeout_after_write: a service whose reserve writes, then hangs until Lambda times it out;
+#   oversized_result: a service whose reserve writes, then answers with more than a state may hold (256 KiB), so
+#       the execution fails with States.DataLimitExceeded, which no catch sees.
+CHAOS_KINDS = ("fail_at", "fail_cancel", "transient", "duplicate", "timeout_after_write", "oversized_result")
 MAX_TRANSIENT = 8  # a compensation's retries; a reserve retries 3 times, so more fails it
 
 
@@ -108,6 +110,7 @@ class Chaos:
     transient: tuple[tuple[str, int], ...] = ()
     duplicate: frozenset[str] = frozenset()
     timeout_after_write: str | None = None
+    oversized_result: str | None = None
 
     def transient_failures(self, function: str) -> int:
         return dict(self.transient).get(function, 0)
@@ -262,7 +265,7 @@ class Contract:
             raise InvalidBooking("chaos is not enabled on this stack")
         chaos = _object(value, "chaos", required=set(), optional=set(CHAOS_KINDS))
         names = [service.name for service in self.services]
-        for key in ("fail_at", "fail_cancel", "timeout_after_write"):
+        for key in ("fail_at", "fail_cancel", "timeout_after_write", "oversized_result"):
             if key in chaos and chaos[key] not in names:
                 raise InvalidBooking(f"chaos.{key} must be one of {', '.join(names)}")
         transient = chaos.get("transient", {})
@@ -284,6 +287,7 @@ class Contract:
             transient=tuple(sorted(transient.items())),
             duplicate=frozenset(duplicate),
             timeout_after_write=chaos.get("timeout_after_write"),
+            oversized_result=chaos.get("oversized_result"),
         )
 
 

@@ -44,6 +44,8 @@ from booking_saga.ledger import NOTHING_TO_CANCEL, Claim, Ledger
 from booking_saga.observability import logger, metrics, observed
 from booking_saga.services import Service
 
+OVERSIZED_BYTES = 300 * 1024  # more than the 256 KiB a state's input or output may hold
+
 
 @cache
 def _dynamodb() -> Any:
@@ -92,12 +94,21 @@ class SagaService:
             holding = {"customer_id": booking.customer_id, **self.spec.holding(booking.section(self.name))}
             reserved = self._ledger().reserve(claim, holding)
             self._count_reservation(made=not reserved.replayed)
-            if f"{self.name}.reserve" in chaos.duplicate:
-                self._ledger().reserve(claim, holding)  # a redelivery: finds its own write, takes nothing more
-            if chaos.timeout_after_write == self.name:
-                _hang_until_timed_out(context)
+            result = self._after_write(chaos, claim, holding, reserved.result, context)
         logger.info("reserve succeeded", extra={"status": reserved.result["status"], "replayed": reserved.replayed})
-        return reserved.result
+        return result
+
+    def _after_write(
+        self, chaos: Chaos, claim: Claim, holding: dict[str, Any], result: dict[str, Any], context: object
+    ) -> dict[str, Any]:
+        """The chaos that strikes once the reservation is written: a redelivery, a hang, an oversized answer."""
+        if f"{self.name}.reserve" in chaos.duplicate:
+            self._ledger().reserve(claim, holding)  # a redelivery: finds its own write, takes nothing more
+        if chaos.timeout_after_write == self.name:
+            _hang_until_timed_out(context)
+        if chaos.oversized_result == self.name:
+            return result | {"chaos_padding": "x" * OVERSIZED_BYTES}
+        return result
 
     def _handle_cancel(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
         """Lambda handler, same input as reserve; idempotent, and a no-op where its execution holds nothing."""

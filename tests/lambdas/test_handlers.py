@@ -1,6 +1,7 @@
 """The reserve and cancel handlers against moto's DynamoDB: capacity, idempotency, tombstones, bad input."""
 
 import dataclasses
+import json
 
 import pytest
 
@@ -303,3 +304,14 @@ def test_malformed_booking_is_invalid_before_anything_is_written(dynamodb, stock
 def test_invalid_booking_names_the_problem_and_the_step(invoke):
     with pytest.raises(InvalidBooking, match=r"^ReserveHotel: hotel.rooms must be a whole number from 1 to 9$"):
         invoke("hotel", "reserve", booking(hotel={"hotel_id": "TOKYO-GRAND", "rooms": 0}), step="ReserveHotel")
+
+
+def test_chaos_oversized_result_writes_then_answers_with_more_than_a_state_may_hold(dynamodb, stock, invoke):
+    """The execution then fails with States.DataLimitExceeded, which no catch sees: the reconciler's case."""
+    stock("hotel", "TOKYO-GRAND", 3)
+
+    result = invoke("hotel", "reserve", booking(chaos={"oversized_result": "hotel"}))
+
+    assert len(json.dumps(result).encode()) > 256 * 1024
+    assert result["status"] == "RESERVED"
+    assert available(dynamodb, "hotel", "TOKYO-GRAND") == 2  # the write landed first
