@@ -7,19 +7,27 @@ dimension) and the metrics namespace (``POWERTOOLS_METRICS_NAMESPACE``: the stac
 """
 
 import functools
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any, overload
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import Logger
+from aws_lambda_powertools.metrics import Metrics
 
 # An invocation with nothing to count (a refused reserve, say) is normal here: silence Powertools'
 # warning about it with the filter its documentation gives.
 warnings.filterwarnings("ignore", "No application metrics to publish*")
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
+
+
+def tracing() -> bool:
+    """Whether X-Ray takes traces here: on Lambda, where a daemon runs beside the function (active tracing), unless
+    Powertools is told not to. Only then is the X-Ray SDK imported: it is about a third of a cold start's import."""
+    return "AWS_XRAY_DAEMON_ADDRESS" in os.environ and os.environ.get("POWERTOOLS_TRACE_DISABLED", "") != "true"
+
 
 # Where a saga step's event carries the booking id: {"step": <state name>, "booking": <execution input>}.
 BOOKING_ID_PATH = "booking.booking_id"
@@ -58,7 +66,8 @@ def observed(
     handler: Handler | None = None, *, correlation_id_path: str | None = BOOKING_ID_PATH
 ) -> Handler | Callable[[Handler], Handler]:
     """Wrap a Lambda handler: log lines with the request's context and its correlation id, a traced
-    invocation, and its metrics flushed when it ends, however it ends (one EMF record, if it counted any).
+    invocation (where X-Ray runs: ``tracing``), and its metrics flushed when it ends, however it ends (one EMF
+    record, if it counted any).
 
     ``@observed`` reads the booking id of a saga step's event; ``@observed(correlation_id_path=...)``
     names another JMESPath, or None for a handler that calls ``logger.set_correlation_id`` itself.
@@ -67,10 +76,13 @@ def observed(
     """
     if handler is None:
         return functools.partial(observed, correlation_id_path=correlation_id_path)
+    traced = metrics.log_metrics(handler)
+    if tracing():
+        from aws_lambda_powertools.tracing import Tracer
+
+        traced = Tracer().capture_lambda_handler(traced)
     # clear_state: keys one invocation appends (its step, say) never carry over to the next one's lines.
-    wrapped = logger.inject_lambda_context(correlation_id_path=correlation_id_path, clear_state=True)(
-        tracer.capture_lambda_handler(metrics.log_metrics(handler))
-    )
+    wrapped = logger.inject_lambda_context(correlation_id_path=correlation_id_path, clear_state=True)(traced)
 
     @functools.wraps(handler)
     def lambda_handler(event: Any, context: Any = None) -> Any:

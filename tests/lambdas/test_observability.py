@@ -5,6 +5,9 @@ metric format) an ``_aws`` section.
 """
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -255,3 +258,29 @@ def test_keys_one_invocation_appends_do_not_reach_the_next_ones_lines(powertools
     assert (first["tag"], first["correlation_id"]) == ("first", "trip-0014")
     assert "tag" not in second
     assert "correlation_id" not in second
+
+
+@pytest.mark.parametrize(
+    ("environment", "traced"),
+    [
+        ({"AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000"}, True),  # Lambda, with the daemon beside it
+        ({"AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000", "POWERTOOLS_TRACE_DISABLED": "true"}, False),
+        ({}, False),  # the local cloud and the tests: no daemon to send traces to
+    ],
+)
+def test_handlers_are_traced_only_where_x_ray_takes_the_traces(monkeypatch, environment, traced):
+    for name in ("AWS_XRAY_DAEMON_ADDRESS", "POWERTOOLS_TRACE_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+
+    assert observability.tracing() is traced
+
+
+def test_importing_a_handler_without_x_ray_leaves_the_x_ray_sdk_unloaded():
+    """The SDK is about a third of a cold start's import; a function that cannot send traces does not pay it."""
+    code = "import sys, flight; print('aws_xray_sdk' in sys.modules)"
+    environment = {"PATH": os.environ["PATH"], "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
+    result = subprocess.run([sys.executable, "-c", code], env=environment, capture_output=True, text=True, check=True)
+
+    assert result.stdout.strip() == "False"
