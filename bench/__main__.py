@@ -6,8 +6,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-DEFAULTS = {"bookings": 50, "concurrency": 4, "cost_runs": 3, "cold_runs": 5}
-QUICK = {"bookings": 6, "concurrency": 2, "cost_runs": 1, "cold_runs": 2}
+DEFAULTS = {"bookings": 50, "concurrency": 4, "cost_runs": 3, "cold_runs": 5, "demo_runs": 3, "loops": True}
+QUICK = {"bookings": 6, "concurrency": 2, "cost_runs": 1, "cold_runs": 2, "demo_runs": 1, "loops": False}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -17,7 +17,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "per million bookings, and cold start. Prints a table; writes benchmark.json and benchmark.png.",
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory (%(default)s)")
-    quick = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in QUICK.items())
+    quick = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in QUICK.items() if name != "loops")
     parser.add_argument("--quick", action="store_true", help=f"a smoke run of about 30 s: {quick}, unless given")
     parser.add_argument("--bookings", type=_positive, help=f"bookings per measured batch ({DEFAULTS['bookings']})")
     parser.add_argument(
@@ -31,6 +31,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--cold-runs", type=_positive, help=f"fresh interpreters per handler module ({DEFAULTS['cold_runs']})"
     )
+    parser.add_argument("--demo-runs", type=_positive, help=f"timed warm runs of the demo ({DEFAULTS['demo_runs']})")
+    parser.add_argument(
+        "--loops",
+        action=argparse.BooleanOptionalAction,
+        help="the demo's warm time and saga local up's memory (default: on, off with --quick)",
+    )
+    parser.add_argument("--suite", action="store_true", help="time the whole test suite by group too (minutes)")
     args = parser.parse_args(argv)
     args.command = " ".join(["python -m bench", *argv])
     for name, default in (QUICK if args.quick else DEFAULTS).items():

@@ -125,8 +125,32 @@ def table(results: dict) -> str:
                 for module, figures in cold["modules"].items()
             ],
         ),
+        *_loops(results.get("loops", {})),
     ]
     return "\n".join(lines)
+
+
+def _loops(loops: dict) -> list[str]:
+    """The waits people know: the demo warm, the local cloud's memory, the suite by group (when measured)."""
+    lines = []
+    if "demo" in loops:
+        runs = ", ".join(f"{seconds:.1f}" for seconds in loops["demo"]["runs"])
+        lines += ["", f"saga demo, warm: {loops['demo']['median_seconds']:.1f} s median ({runs})"]
+    if "memory" in loops:
+        memory = loops["memory"]
+        lines += [
+            "",
+            f"saga local up, resident memory of its process tree: {memory['idle_mb']:.0f} MB idle, "
+            f"{memory['peak_mb']:.0f} MB at peak while booking, {memory['idle_after_mb']:.0f} MB idle after",
+        ]
+    if "suite" in loops:
+        suite = loops["suite"]
+        lines += [
+            "",
+            f"The test suite, as ./dev test runs it: {suite['wall_seconds']:.0f} s wall; by group (summed test time)",
+            *_grid(("group", "seconds"), [(group, f"{seconds:.1f}") for group, seconds in suite["groups"].items()]),
+        ]
+    return lines
 
 
 def _cost_row(path: str, figures: dict) -> tuple:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import cold_start, local, report
+from bench import cold_start, local, loops, report
 from bench import cost as cost_model
 from bench.session import TIMEOUT_SCALE, WAIT_SCALE, deployed
 from saga.synth import cached_assembly
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     started, date = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
     progress("synthesizing the CDK app (a few seconds)")
     assembly = cached_assembly()
-    concurrencies = sorted({1, args.concurrency})
+    concurrencies = sorted({1, 2, args.concurrency})
     cells, cost, cold = [], {}, {}
     for engine, invoker in ENGINES:
         for speedups, options in reversed(local.SPEEDUPS.items()):
@@ -37,6 +37,12 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                 if invoker is None and speedups == "all":  # the local cloud as shipped
                     cost = cost_model.measure(session, args.cost_runs, progress)
                     cold = cold_start.measure(session, assembly, args.cold_runs, progress)
+    measured_loops = {}
+    if args.loops:
+        measured_loops["demo"] = loops.demo_seconds(args.demo_runs, progress)
+        measured_loops["memory"] = loops.local_up_memory(args.bookings, progress)
+    if args.suite:
+        measured_loops["suite"] = loops.suite_seconds(progress)
     overhead, gains = local.ratios(cells)
     results = {
         "command": args.command,
@@ -48,12 +54,15 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             "concurrency": args.concurrency,
             "cost_runs": args.cost_runs,
             "cold_runs": args.cold_runs,
+            "loops": args.loops,
+            "suite": args.suite,
             "wait_scale": WAIT_SCALE,
             "timeout_scale": TIMEOUT_SCALE,
         },
         "local": {"cells": cells, "overhead": overhead, "speedups": gains},
         "cost": cost,
         "cold_start": cold,
+        "loops": measured_loops,
     }
     results["seconds"] = time.monotonic() - started
     json_path, png_path = report.write(results, args.out)

@@ -1,0 +1,140 @@
+"""The loops people wait on: the test suite by group, the demo warm, and `saga local up`'s memory.
+
+Each runs as a person would run it, in a subprocess of this interpreter: ``python -m pytest``, ``python -m saga
+demo``, ``python -m saga local up``. Memory is the resident set of the local cloud's whole process tree (the
+server and its Lambda workers), read from /proc: idle after start, its peak while bookings run, and idle again.
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from booking_saga.services import reference_trip
+from saga.bookings import start_booking, wait_for
+from saga.deployment import find_deployment
+
+ROOT = Path(__file__).resolve().parent.parent
+_DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?:call|setup|teardown)\s+(?P<test>\S+)")
+
+
+def suite_seconds(progress: Callable[[str], None]) -> dict:
+    """The whole suite as `./dev test` runs it: its wall time, and the time of each group of tests (a directory,
+    or a module of tests/integration), summed over setup, call and teardown."""
+    progress("suite: the whole test suite, as ./dev test runs it (minutes)")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:logging", "--show-capture=no", "--durations=0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.monotonic() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"the suite failed:\n{result.stdout[-3000:]}")
+    groups: dict[str, float] = defaultdict(float)
+    for line in result.stdout.splitlines():
+        found = _DURATION.match(line)
+        if found:
+            groups[_group(found["test"])] += float(found["seconds"])
+    return {"wall_seconds": wall, "groups": dict(sorted(groups.items(), key=lambda item: -item[1]))}
+
+
+def _group(test: str) -> str:
+    path = test.partition("::")[0]
+    parts = Path(path).parts
+    return path if parts[:2] == ("tests", "integration") else str(Path(*parts[:2]))
+
+
+def demo_seconds(runs: int, progress: Callable[[str], None]) -> dict:
+    """`saga demo` warm: one run to fill the caches, then ``runs`` timed ones."""
+    progress(f"demo: one run to warm up, then {runs} timed")
+    seconds = [_timed([sys.executable, "-m", "saga", "demo", "--json"]) for _ in range(runs + 1)][1:]
+    return {"runs": seconds, "median_seconds": statistics.median(seconds)}
+
+
+def _timed(command: list[str]) -> float:
+    started = time.monotonic()
+    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return time.monotonic() - started
+
+
+def local_up_memory(bookings: int, progress: Callable[[str], None]) -> dict:
+    """`saga local up`'s resident memory, in MB: idle once up, its peak while ``bookings`` bookings run four at a
+    time, and idle again after them."""
+    progress(f"memory: saga local up, idle, then {bookings} bookings, then idle again")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "saga", "local", "up", "--json", "--port", "0", "--wait-scale", "0.01"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert server.stdout is not None  # a pipe
+    try:
+        endpoint = json.loads(server.stdout.readline())["endpoint_url"]
+        time.sleep(2)
+        idle = _tree_rss_mb(server.pid)
+        peak = _Peak(server.pid)
+        deployment = find_deployment(endpoint_url=endpoint)
+        ids = [f"memory-{n:04d}" for n in range(bookings)]
+        for start in range(0, bookings, 4):
+            batch = ids[start : start + 4]
+            for booking_id in batch:
+                start_booking(deployment, reference_trip(booking_id))
+            for booking_id in batch:
+                wait_for(deployment, booking_id, timeout=60)
+        peak.stop()
+        time.sleep(2)
+        return {"idle_mb": idle, "peak_mb": peak.value, "idle_after_mb": _tree_rss_mb(server.pid)}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+class _Peak:
+    """The largest resident set of a process tree, sampled every 50 ms until stopped."""
+
+    def __init__(self, pid: int):
+        self.value = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, pid: int) -> None:
+        while not self._stop.wait(0.05):
+            self.value = max(self.value, _tree_rss_mb(pid))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """The resident memory of a process and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children[parent].append(int(entry))
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        stack.extend(children.get(current, []))
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return total / 1024
