@@ -10,10 +10,20 @@ writes one). Each patch below names the moto internal it replaces
 and why. They all rely on moto's private layout, so moto is pinned exactly;
 ``applied()`` installs them for the life of one local cloud and puts everything
 back afterwards.
+
+Where moto and AWS's documentation disagree, the local cloud does what AWS
+documents, each with a probe in tests/integration/saga/localcloud/test_aws_parity.py:
+
+- States.Runtime and States.DataLimitExceeded are neither retried nor caught
+  (``_make_runtime_and_data_limit_errors_uncatchable``);
+- the 256 KiB payload quota is counted as compact JSON in UTF-8, up to and
+  including the limit (``_measure_payloads_as_utf8``), and covers a state's
+  input after InputPath and after Parameters too (``_limit_state_input_size``).
 """
 
 import copy
 import functools
+import json
 import threading
 import time
 import types
@@ -35,19 +45,36 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ssm_backends
 from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.catch.catch_outcome import CatchOutcome
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.parargs import Parargs
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.retry.retry_outcome import RetryOutcome
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
+from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+from moto.stepfunctions.parser.quotas import MAX_STATE_SIZE_UTF8_BYTES
 from werkzeug.serving import make_server
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
 Invoker = Callable[[Any, Any, Any, dict], bytes]
 # Told each finished execution's ARN, once its status, output and stop date are recorded.
 ExecutionListener = Callable[[str], None]
+
+# Errors Step Functions neither retries nor catches, whatever a state's Retry or Catch names: the execution fails.
+UNCATCHABLE_ERRORS = frozenset({"States.Runtime", "States.DataLimitExceeded"})
 
 _active = threading.Lock()
 
@@ -105,6 +132,9 @@ def applied(
             _scale_time(wait_scale, timeout_scale, undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
+            _make_runtime_and_data_limit_errors_uncatchable(undo)
+            _measure_payloads_as_utf8(undo)
+            _limit_state_input_size(undo)
             if cache_definitions:
                 _cache_parsed_definitions(undo)
             if reuse_clients:
@@ -237,6 +267,87 @@ def _touched_items(backend: Any, transact_items: list[dict]) -> list[tuple[str, 
                 continue
             touched.append((operation["TableName"], key, copy.deepcopy(item)))
     return touched
+
+
+def _make_runtime_and_data_limit_errors_uncatchable(undo: ExitStack) -> None:
+    """Step Functions neither retries nor catches States.Runtime (a path that selects nothing, say) and
+    States.DataLimitExceeded (a payload over the quota): the execution fails with them. moto's
+    ``ErrorEqualsDecl`` matches them like any other error, so a Catch on States.ALL ran its Next state.
+    ``ExecutionState._handle_retry`` and ``_handle_catch`` see every failure of a Task, Map or Parallel
+    state, whole; they now answer that these cannot be retried and were not caught."""
+    handle_retry = ExecutionState.__dict__["_handle_retry"]
+    handle_catch = ExecutionState.__dict__["_handle_catch"]
+
+    def _handle_retry(self, env, failure_event: FailureEvent) -> RetryOutcome:
+        if _is_uncatchable(failure_event):
+            return RetryOutcome.CannotRetry
+        return handle_retry(self, env, failure_event)
+
+    def _handle_catch(self, env, failure_event: FailureEvent) -> None:
+        if _is_uncatchable(failure_event):
+            env.stack.append(CatchOutcome.NotCaught)  # where ExecutionState._eval_state reads the outcome
+            return
+        handle_catch(self, env, failure_event)
+
+    _replace(undo, ExecutionState, "_handle_retry", _handle_retry)
+    _replace(undo, ExecutionState, "_handle_catch", _handle_catch)
+
+
+def _is_uncatchable(failure_event: FailureEvent) -> bool:
+    return failure_event.error_name is not None and failure_event.error_name.error_name in UNCATCHABLE_ERRORS
+
+
+def _measure_payloads_as_utf8(undo: ExitStack) -> None:
+    """Step Functions limits a task's, a state's and an execution's input and output to 262,144 bytes "of data
+    as a UTF-8 encoded string". moto's ``quotas.is_within_size_quota`` measures ``json.dumps`` output, whose
+    ", " and ": " separators and \\u escapes make a payload look bigger than the compact JSON Step Functions
+    passes on, and refuses exactly 262,144 bytes. Measured here as compact JSON in UTF-8, up to and including
+    the quota. moto's modules import the function by name, so each gets this one."""
+
+    def is_within_size_quota(value: Any) -> bool:
+        return _utf8_size(value) <= MAX_STATE_SIZE_UTF8_BYTES
+
+    for module in (state_module, state_task_service, state_task_lambda):
+        _replace(undo, module, "is_within_size_quota", is_within_size_quota)
+
+
+def _utf8_size(value: Any) -> int:
+    """A payload's size as Step Functions counts it: a string as it is, anything else as compact JSON; in UTF-8."""
+    if not isinstance(value, str):
+        value = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return len(value.encode())
+
+
+def _limit_state_input_size(undo: ExitStack) -> None:
+    """Step Functions' payload quota covers "input data when scheduling a task, entering a state", and its error
+    handling names "the state input is larger than the payload size quota after Parameters processing" as a cause
+    of States.DataLimitExceeded; moto checks outputs only. The input is checked where a state takes it in
+    (``CommonStateField._eval_state_input``, after InputPath) and where Parameters or Arguments make a task's,
+    Pass's, Map's or Parallel's effective input (``Parargs._eval_body``)."""
+    eval_state_input = CommonStateField.__dict__["_eval_state_input"]
+    eval_parargs = Parargs.__dict__["_eval_body"]
+
+    def _eval_state_input(self, env) -> None:
+        eval_state_input(self, env)
+        _check_input_size(env, f"The state '{self.name}'")
+
+    def _eval_body(self, env) -> None:
+        eval_parargs(self, env)
+        _check_input_size(env, f"The Parameters of state '{env.next_state_name}'")
+
+    _replace(undo, CommonStateField, "_eval_state_input", _eval_state_input)
+    _replace(undo, Parargs, "_eval_body", _eval_body)
+
+
+def _check_input_size(env: Any, whose: str) -> None:
+    """Fail with States.DataLimitExceeded if the value just put on the stack is over the payload quota."""
+    if _utf8_size(env.stack[-1]) <= MAX_STATE_SIZE_UTF8_BYTES:
+        return
+    error = StatesErrorNameType.StatesStatesDataLimitExceeded
+    cause = f"{whose} has an input larger than the maximum number of bytes service limit ({MAX_STATE_SIZE_UTF8_BYTES})."
+    failed = TaskFailedEventDetails(error=error.to_name(), cause=cause)
+    details = EventDetails(taskFailedEventDetails=failed)  # type: ignore[typeddict-item]  # one key, as moto does
+    raise FailureEventException(FailureEvent(env, StatesErrorName(typ=error), HistoryEventType.TaskFailed, details))
 
 
 def _cache_parsed_definitions(undo: ExitStack) -> None:

@@ -1,0 +1,230 @@
+"""Probes: where moto and AWS's documentation disagree, the local cloud does what AWS documents.
+
+Each test builds the smallest state machine or function that shows one documented behaviour, through the
+public APIs of a bare local cloud, and cites the page it follows. A probe failing means the local cloud no
+longer fails (or succeeds) where AWS would.
+"""
+
+import io
+import json
+import textwrap
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from saga.localcloud import LocalCloud
+
+ROLE = "arn:aws:iam::123456789012:role/x"
+WAIT_SCALE = 0.001  # Lambda's 60 s and 120 s between asynchronous retries take 0.06 s and 0.12 s
+
+HANDLERS = """
+import json
+import time
+
+
+class Boom(Exception):
+    pass
+
+
+def counted(event, context):
+    print("invoked", json.dumps(event))
+    return event
+
+
+def fails(event, context):
+    print("invoked", json.dumps(event))
+    raise Boom("always")
+
+
+def big(event, context):
+    return "x" * event["bytes"]
+"""
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="module")
+def cloud(logs):
+    """A bare local cloud (no stack), with the role every probe's functions and state machines use."""
+    with LocalCloud(wait_scale=WAIT_SCALE, log_dir=logs) as cloud:
+        cloud.client("iam").create_role(RoleName="x", AssumeRolePolicyDocument="{}")
+        yield cloud
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("h.py", textwrap.dedent(source))
+    return buffer.getvalue()
+
+
+def function(cloud, name: str, handler: str, source: str = HANDLERS, **settings) -> str:
+    """Create a Python function from ``source`` (module ``h``); return its ARN."""
+    created = cloud.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=ROLE,
+        Handler=f"h.{handler}",
+        Code={"ZipFile": _zip(source)},
+        Timeout=10,
+        **settings,
+    )
+    return created["FunctionArn"]
+
+
+def invocations(logs: Path, name: str) -> int:
+    """How many times the function ran: each handler prints one line per invocation to its log."""
+    log = logs / f"{name}.log"
+    return log.read_text().count("invoked ") if log.exists() else 0
+
+
+def state_machine(cloud, name: str, states: dict, start_at: str, **top_level) -> str:
+    definition = {"StartAt": start_at, "States": states, **top_level}
+    created = cloud.client("stepfunctions").create_state_machine(
+        name=name, definition=json.dumps(definition), roleArn=ROLE
+    )
+    return created["stateMachineArn"]
+
+
+def invoke_task(function_arn: str, **fields) -> dict:
+    """A Task that invokes a function through the optimized Lambda integration with the state's input."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": function_arn, "Payload.$": "$"},
+        **fields,
+    }
+
+
+def start(cloud, machine_arn: str, name: str, document: Any) -> str:
+    return cloud.client("stepfunctions").start_execution(
+        stateMachineArn=machine_arn, name=name, input=json.dumps(document)
+    )["executionArn"]
+
+
+def finish(cloud, execution_arn: str, timeout: float = 30) -> tuple[dict, list[dict]]:
+    """Wait for the execution to close; return DescribeExecution's answer and the history."""
+    stepfunctions = cloud.client("stepfunctions")
+    eventually(lambda: stepfunctions.describe_execution(executionArn=execution_arn)["status"] != "RUNNING", timeout)
+    described = stepfunctions.describe_execution(executionArn=execution_arn)
+    return described, stepfunctions.get_execution_history(executionArn=execution_arn)["events"]
+
+
+def run(cloud, machine_arn: str, name: str, document: Any) -> tuple[dict, list[dict]]:
+    return finish(cloud, start(cloud, machine_arn, name, document))
+
+
+def entered(events: list[dict]) -> list[str]:
+    return [event["stateEnteredEventDetails"]["name"] for event in events if "stateEnteredEventDetails" in event]
+
+
+def eventually(condition: Callable[[], Any], timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+    return result
+
+
+CAUGHT = {"Caught": {"Type": "Pass", "End": True}}
+
+
+def catch_all(**fields) -> dict:
+    return {"Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": True, **fields}
+
+
+def test_a_runtime_error_is_neither_retried_nor_caught(cloud, logs):
+    """https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html: States.ALL "can't catch
+    the States.DataLimitExceeded terminal error and Runtime error types"; "A States.Runtime error isn't retriable,
+    and will always cause the execution to fail." A ResultSelector path that selects nothing is a runtime error."""
+    echo = function(cloud, "runtime-echo", "counted")
+    task = invoke_task(
+        echo,
+        ResultSelector={"x.$": "$.missing"},
+        Retry=[{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2, "IntervalSeconds": 1}],
+        **catch_all(),
+    )
+    machine = state_machine(cloud, "runtime", {"Task": task, **CAUGHT}, "Task")
+
+    described, events = run(cloud, machine, "runtime-1", {"id": 1})
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.Runtime"
+    assert "Caught" not in entered(events)
+    assert invocations(logs, "runtime-echo") == 1  # not retried either
+    assert events[-1]["type"] == "ExecutionFailed"
+
+
+def test_a_result_over_the_payload_quota_is_not_caught(cloud):
+    """https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html: the input or output of a task, state
+    or execution is at most "256 KiB of data as a UTF-8 encoded string"; concepts-error-handling.html: the resulting
+    States.DataLimitExceeded is "a terminal error that can't be caught by the States.ALL error type"."""
+    big = function(cloud, "quota-big", "big")
+    machine = state_machine(cloud, "quota-output", {"Task": invoke_task(big, **catch_all()), **CAUGHT}, "Task")
+
+    described, events = run(cloud, machine, "quota-output-1", {"bytes": 300 * 1024})
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.DataLimitExceeded"
+    assert "Caught" not in entered(events)
+
+
+def test_the_quota_counts_compact_utf8_bytes_up_to_and_including_262144(cloud):
+    """service-quotas.html: "262,144 bytes of data as a UTF-8 encoded string". A Pass state's output of exactly that
+    many bytes of compact JSON passes (moto counted ", " separators and refused the limit itself); one more fails."""
+    pass_through = {"Through": {"Type": "Pass", "End": True}}
+    machine = state_machine(cloud, "quota-exact", pass_through, "Through")
+    overhead = len(json.dumps({"s": "", "n": ["é", 1]}, separators=(",", ":"), ensure_ascii=False).encode())
+
+    def document(size: int) -> dict:
+        return {"s": "x" * (size - overhead), "n": ["é", 1]}  # "é" is two bytes in UTF-8, six as a JSON escape
+
+    at_limit, _ = run(cloud, machine, "quota-exact-1", document(262_144))
+    over, _ = run(cloud, machine, "quota-exact-2", document(262_145))
+
+    assert at_limit["status"] == "SUCCEEDED"
+    assert (over["status"], over["error"]) == ("FAILED", "States.DataLimitExceeded")
+
+
+def test_a_task_input_over_the_quota_after_parameters_fails_the_execution(cloud, logs):
+    """concepts-error-handling.html: States.DataLimitExceeded is reported when "the state input is larger than the
+    payload size quota after Parameters processing"; service-quotas.html applies the quota to "input data when
+    scheduling a task". Parameters that copy a 150 KB field twice make a 300 KB input: the function never runs."""
+    echo = function(cloud, "quota-input-echo", "counted")
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": echo, "Payload": {"a.$": "$.half", "b.$": "$.half"}},
+        **catch_all(),
+    }
+    machine = state_machine(cloud, "quota-input", {"Task": task, **CAUGHT}, "Task")
+
+    described, events = run(cloud, machine, "quota-input-1", {"half": "x" * 150_000})
+
+    assert (described["status"], described["error"]) == ("FAILED", "States.DataLimitExceeded")
+    assert "Caught" not in entered(events)
+    assert invocations(logs, "quota-input-echo") == 0
+
+
+def test_other_errors_are_still_retried_and_caught(cloud, logs):
+    """concepts-error-handling.html: a Retrier retries the errors it names, up to MaxAttempts, and then a Catcher
+    that matches (States.ALL matches any other error) moves the execution on to its Next state."""
+    failing = function(cloud, "regression-fails", "fails")
+    task = invoke_task(
+        failing, Retry=[{"ErrorEquals": ["Boom"], "MaxAttempts": 1, "IntervalSeconds": 1}], **catch_all()
+    )
+    machine = state_machine(cloud, "regression", {"Task": task, **CAUGHT}, "Task")
+
+    described, events = run(cloud, machine, "regression-1", {"id": 1})
+
+    assert described["status"] == "SUCCEEDED"
+    assert entered(events) == ["Task", "Caught"]
+    assert json.loads(described["output"])["Error"] == "Boom"
+    assert invocations(logs, "regression-fails") == 2
