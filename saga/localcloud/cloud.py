@@ -57,7 +57,7 @@ class LocalCloud:
     """A moto server on 127.0.0.1 that deploys CDK cloud assemblies and runs them for real.
 
     ``port=0`` picks a free port. ``wait_scale`` multiplies Step Functions retry waits
-    (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task and Lambda timeouts;
+    (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task, execution and Lambda timeouts;
     keep scaled timeouts well above the real latency of a handler call on a busy machine
     (a first call, which creates its boto3 client, can take a second).
     Handlers' prints and logs go to ``<log_dir>/<function name>.log``, or nowhere.
@@ -132,6 +132,12 @@ class LocalCloud:
     def forget_execution(self, execution_arn: str) -> None:
         """Let Step Functions forget a closed execution, as AWS does when its history's retention ends."""
         moto_patches.forget_execution(ACCOUNT, REGION, execution_arn)
+
+    def time_out_execution(self, execution_arn: str) -> None:
+        """A test aid: time a running execution out now, through the path its state machine's TimeoutSeconds
+        running out takes (TIMED_OUT, ExecutionTimedOut last in its history, the task in flight abandoned),
+        for a timeout at a moment the test chooses. Raises ValueError if the execution is not running."""
+        moto_patches.time_out_execution(ACCOUNT, REGION, execution_arn)
 
     def _call_lambda(self, function_arn: str, event: dict) -> tuple[str | None, bytes]:
         """How the local API Gateway invokes an integration: the Lambda API, like any other caller."""

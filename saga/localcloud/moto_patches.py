@@ -18,10 +18,19 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
   (``_make_runtime_and_data_limit_errors_uncatchable``);
 - the 256 KiB payload quota is counted as compact JSON in UTF-8, up to and
   including the limit (``_measure_payloads_as_utf8``), and covers a state's
-  input after InputPath and after Parameters too (``_limit_state_input_size``).
+  input after InputPath and after Parameters too (``_limit_state_input_size``);
+- StopExecution ends an execution at once, ABORTED with the caller's error and
+  cause (``_stop_executions_at_once``), and a state machine's TimeoutSeconds ends
+  it TIMED_OUT, scaled like the other timeouts (``_time_out_executions``): the task
+  in flight is abandoned (``_abandon_tasks_of_ended_executions``), a retry wait
+  cut short (``_scale_time``), a late failure cannot turn the status into FAILED
+  (``_keep_ended_executions_ended``) and nothing follows the closing event in the
+  history (``_close_histories_at_their_end``). ``time_out_execution`` takes the
+  timeout path early, for tests.
 """
 
 import copy
+import datetime
 import functools
 import json
 import threading
@@ -37,6 +46,7 @@ from moto.apigateway.models import apigateway_backends
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.parsing import get_model_map
 from moto.core.common_models import CloudFormationModel
+from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models.table import Table
@@ -45,7 +55,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.server import ThreadedMotoServer
 from moto.ssm.models import Parameter, ssm_backends
 from moto.stepfunctions import models as sfn_models
-from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.catch.catch_outcome import CatchOutcome
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
@@ -55,17 +65,23 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.retry.retry_outcome import RetryOutcome
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state import state as state_module
 from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
 from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped, ProgramTimedOut
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client
-from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.parser.quotas import MAX_STATE_SIZE_UTF8_BYTES
+from moto.stepfunctions.parser.utils import TMP_THREADS
+from moto.stepfunctions.responses import StepFunctionResponse
 from werkzeug.serving import make_server
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
@@ -75,6 +91,20 @@ ExecutionListener = Callable[[str], None]
 
 # Errors Step Functions neither retries nor catches, whatever a state's Retry or Catch names: the execution fails.
 UNCATCHABLE_ERRORS = frozenset({"States.Runtime", "States.DataLimitExceeded"})
+
+# History events that close an execution: nothing is recorded after one of them.
+_CLOSING_EVENTS = frozenset(
+    {
+        HistoryEventType.ExecutionSucceeded,
+        HistoryEventType.ExecutionFailed,
+        HistoryEventType.ExecutionAborted,
+        HistoryEventType.ExecutionTimedOut,
+    }
+)
+# How long a stop or a timeout waits for the interpreter to start, or to close the history: far more than it takes.
+_INTERPRETER_WAIT_SECONDS = 10
+# How often a state waiting for its task looks whether the execution has ended meanwhile.
+_ENDED_EXECUTION_POLL_SECONDS = 0.02
 
 _active = threading.Lock()
 
@@ -130,6 +160,11 @@ def applied(
             _execute_cloudformation_state_machines(undo)
             _deploy_api_gateway_stages(undo)
             _scale_time(wait_scale, timeout_scale, undo)
+            _time_out_executions(timeout_scale, undo)
+            _stop_executions_at_once(undo)
+            _keep_ended_executions_ended(undo)
+            _close_histories_at_their_end(undo)
+            _abandon_tasks_of_ended_executions(undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
@@ -211,17 +246,185 @@ def _deploy_api_gateway_stages(undo: ExitStack) -> None:
 
 def _scale_time(wait_scale: float, timeout_scale: float, undo: ExitStack) -> None:
     """Retry waits (``time.sleep`` in ``retrier_decl``) and task ``TimeoutSeconds`` really wait;
-    scaling them keeps the order of events and makes runs fast."""
-    if wait_scale != 1.0:
-        scaled_time = types.SimpleNamespace(**vars(time))
-        scaled_time.sleep = lambda seconds: time.sleep(seconds * wait_scale)
-        _replace(undo, retrier_decl, "time", scaled_time)
+    scaling them keeps the order of events and makes runs fast.
+
+    A retry wait also ends when its execution does (StopExecution, the execution's own timeout), so the
+    execution closes at once as on Step Functions instead of after the interval: ``RetrierDecl._eval_body``
+    notes its environment for the wait, which waits on that environment's ``program_state_event``, as moto's
+    Wait state does (``set_stop`` and ``set_timed_out`` pulse it)."""
+    retrying = threading.local()
+    eval_retrier = retrier_decl.RetrierDecl.__dict__["_eval_body"]
+
+    def _eval_body(self, env) -> None:
+        retrying.env = env
+        eval_retrier(self, env)
+
+    def sleep(seconds: float) -> None:
+        env = retrying.env
+        deadline = time.monotonic() + seconds * wait_scale
+        while env.is_running() and (left := deadline - time.monotonic()) > 0:
+            env.program_state_event.wait(left)
+
+    retry_time = types.SimpleNamespace(**vars(time))
+    retry_time.sleep = sleep
+    _replace(undo, retrier_decl.RetrierDecl, "_eval_body", _eval_body)
+    _replace(undo, retrier_decl, "time", retry_time)
     if timeout_scale != 1.0:
 
         def _eval_seconds(self, env):
             return self.timeout_seconds * timeout_scale
 
         _replace(undo, TimeoutSeconds, "_eval_seconds", _eval_seconds)
+
+
+def _stop_executions_at_once(undo: ExitStack) -> None:
+    """StopExecution ends an execution at once: DescribeExecution then says ABORTED, with the error and cause
+    the caller gave, and the response carries the stopDate. moto's ``StepFunctionResponse.stop_execution``
+    drops the error and cause, and the parser's ``Execution.stop`` only signals the interpreter, so the status
+    changed when the state in flight returned (never, for a task waiting for its token), without a stop date.
+    Here the status changes together with the interpreter's own state, under the lock it changes it with, and
+    StopExecution answers once the interpreter has closed the history with ExecutionAborted (promptly: see
+    ``_abandon_tasks_of_ended_executions``)."""
+
+    def stop_execution(self) -> ActionResult:
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        stop_date = datetime.datetime.now(datetime.UTC)
+        execution.stop(stop_date=stop_date, error=self._get_param("error"), cause=self._get_param("cause"))
+        return ActionResult({"stopDate": execution.stop_date})
+
+    def stop(self, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
+        env = _interpreter_environment(self)
+        if env is None:
+            return
+        with env._state_mutex:
+            if not env.is_running():
+                return
+            self.exec_status = ExecutionStatus.ABORTED
+            self.stop_date, self.error, self.cause = stop_date, error, cause
+            env.set_stop(stop_date=stop_date, cause=cause, error=error)
+        env.event_manager.closed.wait(_INTERPRETER_WAIT_SECONDS)
+
+    _replace(undo, StepFunctionResponse, "stop_execution", stop_execution)
+    _replace(undo, Execution, "stop", stop)
+
+
+def _interpreter_environment(execution: Any) -> Any:
+    """The interpreter's ``Environment`` of a running execution, or None once the execution has closed.
+
+    StartExecution answers before the interpreter's thread has made the environment and started the program,
+    and ``set_stop``/``set_timed_out`` do nothing to a program that has not started: so this waits for both."""
+    deadline = time.monotonic() + _INTERPRETER_WAIT_SECONDS
+    while execution.exec_status == ExecutionStatus.RUNNING and time.monotonic() < deadline:
+        env = execution.exec_worker.env
+        if env is not None and env.program_state() is not None:
+            return env
+        time.sleep(0.001)
+    return None
+
+
+def _keep_ended_executions_ended(undo: ExitStack) -> None:
+    """A stopped or timed-out execution stays ABORTED or TIMED_OUT. In moto, ``Environment.set_error`` and
+    ``set_timed_out`` replace whatever state the program is in (a task failing after StopExecution turned
+    ABORTED into FAILED), and ``_reflect_execution_status`` replaces what StopExecution recorded. Now an
+    error or a timeout only ends a running program, and what StopExecution recorded stands."""
+    set_error = Environment.__dict__["set_error"]
+    set_timed_out = Environment.__dict__["set_timed_out"]
+    reflect_execution_status = BaseExecutionWorkerCommunication.__dict__["_reflect_execution_status"]
+
+    def _set_error(self, error) -> None:
+        with self._state_mutex:
+            if not isinstance(self._program_state, ProgramStopped | ProgramTimedOut):
+                set_error(self, error)
+
+    def _set_timed_out(self) -> None:
+        with self._state_mutex:
+            if self.is_running():
+                set_timed_out(self)
+
+    def _reflect_execution_status(self) -> None:
+        if self.execution.exec_status != ExecutionStatus.ABORTED:
+            reflect_execution_status(self)
+
+    _replace(undo, Environment, "set_error", _set_error)
+    _replace(undo, Environment, "set_timed_out", _set_timed_out)
+    _replace(undo, BaseExecutionWorkerCommunication, "_reflect_execution_status", _reflect_execution_status)
+
+
+def _close_histories_at_their_end(undo: ExitStack) -> None:
+    """An execution's history ends with its closing event (ExecutionSucceeded, -Failed, -Aborted, -TimedOut).
+    moto's ``EventManager.add_event`` let a task that was in flight when the execution stopped add its result
+    after ExecutionAborted. Now a history takes nothing after its closing event, and ``EventManager.closed``
+    is set then, for whoever waits for the history to be complete."""
+    event_manager_init = EventManager.__dict__["__init__"]
+    add_event = EventManager.__dict__["add_event"]
+    closing = threading.Lock()  # one for every history: adding an event takes microseconds
+
+    def __init__(self, *args, **kwargs) -> None:
+        event_manager_init(self, *args, **kwargs)
+        self.closed = threading.Event()
+
+    def _add_event(self, context, event_type, *args, **kwargs) -> int:
+        with closing:
+            if self.closed.is_set():
+                return context.last_published_event_id
+            event_id = add_event(self, context, event_type, *args, **kwargs)
+            if event_type in _CLOSING_EVENTS:
+                self.closed.set()
+            return event_id
+
+    _replace(undo, EventManager, "__init__", __init__)
+    _replace(undo, EventManager, "add_event", _add_event)
+
+
+def _abandon_tasks_of_ended_executions(undo: ExitStack) -> None:
+    """When an execution is stopped or times out, Step Functions closes it without waiting for the task in
+    flight. moto's ``ExecutionState._evaluate_with_timeout`` waits for the task (or its TimeoutSeconds) on an
+    event nothing else sets, so the execution closed only when the task returned, and a task waiting for a
+    token never did. The wait now also ends when the execution does; the task's thread finishes on its own,
+    and ``_close_histories_at_their_end`` keeps its late result out of the history."""
+    evaluate_with_timeout = ExecutionState.__dict__["_evaluate_with_timeout"]
+
+    def _evaluate_with_timeout(self, env) -> None:
+        finished = threading.Event()
+        failures: list[BaseException] = []
+
+        def evaluate() -> None:
+            try:
+                evaluate_with_timeout(self, env)
+            except BaseException as failure:  # handed to the state's own thread, as if raised there
+                failures.append(failure)
+            finally:
+                finished.set()
+
+        threading.Thread(target=evaluate, daemon=True).start()
+        while not finished.wait(_ENDED_EXECUTION_POLL_SECONDS):
+            if not env.is_running():
+                return
+        if failures:
+            raise failures[0]
+
+    _replace(undo, ExecutionState, "_evaluate_with_timeout", _evaluate_with_timeout)
+
+
+def _time_out_executions(timeout_scale: float, undo: ExitStack) -> None:
+    """A state machine's top-level TimeoutSeconds ends its execution TIMED_OUT, with ExecutionTimedOut last in
+    its history. ``Program.eval`` enforces it by joining the interpreter's thread with that timeout, read
+    straight from the definition (so ``timeout_scale`` never reached it), and reports TIMED_OUT at once while
+    the interpreter writes ExecutionTimedOut moments later. Here the timeout is scaled like a task's, and the
+    status waits (briefly) for that last event, so whoever sees TIMED_OUT finds the history closed."""
+
+    def eval(self, env) -> None:
+        timeout = self.timeout_seconds.timeout_seconds * timeout_scale if self.timeout_seconds else None
+        env.next_state_name = self.start_at.start_at_name
+        interpreter = threading.Thread(target=EvalComponent.eval, args=(self, env), daemon=True)
+        TMP_THREADS.append(interpreter)
+        interpreter.start()
+        interpreter.join(timeout=timeout)
+        if interpreter.is_alive():
+            env.set_timed_out()
+            interpreter.join(timeout=_INTERPRETER_WAIT_SECONDS)
+
+    _replace(undo, Program, "eval", eval)
 
 
 def _transact_without_copying_tables(undo: ExitStack) -> None:
@@ -475,3 +678,20 @@ def forget_execution(account: str, region: str, execution_arn: str) -> None:
                 state_machine.executions.remove(execution)
                 return
     raise LookupError(f"no execution {execution_arn}")
+
+
+def time_out_execution(account: str, region: str, execution_arn: str) -> None:
+    """End a running execution as its own TimeoutSeconds running out would, through the same path
+    (``Environment.set_timed_out``, what ``Program.eval`` calls at the deadline): TIMED_OUT, ExecutionTimedOut last
+    in its history, the task in flight abandoned. A test aid, for a timeout at a moment the test chooses; returns
+    once the status is recorded."""
+    execution: Any = stepfunctions_parser_backends[account][region].describe_execution(execution_arn)
+    env = _interpreter_environment(execution)
+    if env is None:
+        raise ValueError(f"{execution_arn} is not running")
+    env.set_timed_out()
+    deadline = time.monotonic() + _INTERPRETER_WAIT_SECONDS
+    while execution.exec_status == ExecutionStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if execution.exec_status != ExecutionStatus.TIMED_OUT:
+        raise ValueError(f"{execution_arn} ended {execution.exec_status.value} before it could time out")

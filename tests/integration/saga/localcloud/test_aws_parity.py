@@ -20,6 +20,7 @@ from saga.localcloud import LocalCloud
 
 ROLE = "arn:aws:iam::123456789012:role/x"
 WAIT_SCALE = 0.001  # Lambda's 60 s and 120 s between asynchronous retries take 0.06 s and 0.12 s
+TIMEOUT_SCALE = 0.5  # a state machine's TimeoutSeconds of 2 ends it after 1 s
 
 HANDLERS = """
 import json
@@ -42,6 +43,18 @@ def fails(event, context):
 
 def big(event, context):
     return "x" * event["bytes"]
+
+
+def slow(event, context):
+    print("invoked", json.dumps(event))
+    time.sleep(event.get("seconds", 1))
+    return event
+
+
+def slow_then_fails(event, context):
+    print("invoked", json.dumps(event))
+    time.sleep(event.get("seconds", 1))
+    raise Boom("too late")
 """
 
 
@@ -53,7 +66,7 @@ def logs(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cloud(logs):
     """A bare local cloud (no stack), with the role every probe's functions and state machines use."""
-    with LocalCloud(wait_scale=WAIT_SCALE, log_dir=logs) as cloud:
+    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=TIMEOUT_SCALE, log_dir=logs) as cloud:
         cloud.client("iam").create_role(RoleName="x", AssumeRolePolicyDocument="{}")
         yield cloud
 
@@ -228,3 +241,130 @@ def test_other_errors_are_still_retried_and_caught(cloud, logs):
     assert entered(events) == ["Task", "Caught"]
     assert json.loads(described["output"])["Error"] == "Boom"
     assert invocations(logs, "regression-fails") == 2
+
+
+def two_tasks(cloud, name: str, first: str, **top_level) -> str:
+    """First ``first`` (a function ARN), then a function that counts its invocations: ``<name>-second``."""
+    second = function(cloud, f"{name}-second", "counted")
+    states = {"First": invoke_task(first, Next="Second"), "Second": invoke_task(second, End=True)}
+    return state_machine(cloud, name, states, "First", **top_level)
+
+
+def task_started(cloud, execution_arn: str) -> bool:
+    events = cloud.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+    return any(event["type"] == "TaskStarted" for event in events)
+
+
+def test_stop_execution_aborts_between_states_at_once(cloud, logs):
+    """https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html: "Stops an execution",
+    with the caller's error and cause, and answers with the stopDate. The execution is ABORTED at once, no later
+    state runs, and the first task's result, arriving after the stop, is not recorded: the history ends with
+    ExecutionAborted (GetExecutionHistory)."""
+    first = function(cloud, "stop-first", "slow")
+    machine = two_tasks(cloud, "stop", first)
+    execution = start(cloud, machine, "stop-1", {"seconds": 1})
+    eventually(lambda: task_started(cloud, execution))
+    stepfunctions = cloud.client("stepfunctions")
+
+    stopped = stepfunctions.stop_execution(executionArn=execution, error="Cancelled", cause="the probe stopped it")
+    described = stepfunctions.describe_execution(executionArn=execution)
+    history = stepfunctions.get_execution_history(executionArn=execution)["events"]
+
+    assert "stopDate" in stopped
+    assert (described["status"], described["error"], described["cause"]) == (
+        "ABORTED",
+        "Cancelled",
+        "the probe stopped it",
+    )
+    assert described["stopDate"] == stopped["stopDate"]
+    assert history[-1]["type"] == "ExecutionAborted"
+    assert history[-1]["executionAbortedEventDetails"] == {"error": "Cancelled", "cause": "the probe stopped it"}
+    eventually(lambda: "finished" if invocations(logs, "stop-first") else None)
+    time.sleep(1.5)  # the first function has returned by now
+    assert stepfunctions.describe_execution(executionArn=execution)["status"] == "ABORTED"
+    assert stepfunctions.get_execution_history(executionArn=execution)["events"] == history
+    assert invocations(logs, "stop-second") == 0
+
+
+def test_a_task_failing_after_the_stop_leaves_the_execution_aborted(cloud):
+    """API_StopExecution.html: a stopped execution is ABORTED; the failure of the task that was in flight, which
+    would have been caught (States.ALL), does not reopen it or turn it into FAILED."""
+    failing = function(cloud, "stop-fails-first", "slow_then_fails")
+    task = invoke_task(failing, **catch_all())
+    machine = state_machine(cloud, "stop-fails", {"Task": task, **CAUGHT}, "Task")
+    execution = start(cloud, machine, "stop-fails-1", {"seconds": 0.5})
+    eventually(lambda: task_started(cloud, execution))
+
+    cloud.client("stepfunctions").stop_execution(executionArn=execution)
+    time.sleep(1.5)  # the function has failed by now
+    described, events = finish(cloud, execution)
+
+    assert described["status"] == "ABORTED"
+    assert events[-1]["type"] == "ExecutionAborted"
+    assert "Caught" not in entered(events)
+
+
+def test_stop_execution_ends_a_retry_wait(cloud):
+    """API_StopExecution.html: StopExecution stops the execution at once, also while a Retrier waits out its
+    interval (here 100 s: 100,000 s at this cloud's wait scale)."""
+    failing = function(cloud, "stop-retry-fails", "fails")
+    task = invoke_task(failing, Retry=[{"ErrorEquals": ["Boom"], "IntervalSeconds": 100_000}], End=True)
+    machine = state_machine(cloud, "stop-retry", {"Task": task}, "Task")
+    execution = start(cloud, machine, "stop-retry-1", {})
+    eventually(lambda: any(event["type"] == "TaskFailed" for event in finish_history(cloud, execution)))
+
+    started = time.monotonic()
+    cloud.client("stepfunctions").stop_execution(executionArn=execution)
+    described, events = finish(cloud, execution)
+
+    assert time.monotonic() - started < 2
+    assert described["status"] == "ABORTED"
+    assert events[-1]["type"] == "ExecutionAborted"
+
+
+def finish_history(cloud, execution_arn: str) -> list[dict]:
+    return cloud.client("stepfunctions").get_execution_history(executionArn=execution_arn)["events"]
+
+
+def test_the_state_machine_timeout_ends_the_execution_with_a_task_in_flight(cloud, logs):
+    """https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html: TimeoutSeconds is "the
+    maximum number of seconds an execution of the state machine can run. If it runs longer than the specified
+    time, the execution fails with a States.Timeout Error name." It ends TIMED_OUT, with ExecutionTimedOut last in
+    its history, without waiting for the task in flight. TimeoutSeconds 2 at this cloud's timeout scale is 1 s."""
+    first = function(cloud, "timeout-first", "slow")
+    machine = two_tasks(cloud, "timeout", first, TimeoutSeconds=2)
+
+    started = time.monotonic()
+    described, events = run(cloud, machine, "timeout-1", {"seconds": 3})
+    elapsed = time.monotonic() - started
+
+    assert described["status"] == "TIMED_OUT"
+    assert 0.9 < elapsed < 1.8  # scaled (1 s), not 2 s, nor the task's 3 s
+    assert events[-1]["type"] == "ExecutionTimedOut"
+    time.sleep(2.5)  # the first function has returned by now
+    assert finish_history(cloud, described["executionArn"]) == events
+    assert invocations(logs, "timeout-second") == 0
+
+
+def test_time_out_execution_takes_the_timeout_path_early(cloud):
+    """statemachine-structure.html (TimeoutSeconds): the test aid ``LocalCloud.time_out_execution`` ends an
+    execution as its timeout would: TIMED_OUT, ExecutionTimedOut last, here while a task waits for its token,
+    which it never gets (https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token)."""
+    echo = function(cloud, "token-echo", "counted")
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": echo, "Payload": {"token.$": "$$.Task.Token"}},
+        "End": True,
+    }
+    machine = state_machine(cloud, "token", {"Task": task}, "Task")
+    execution = start(cloud, machine, "token-1", {})
+    eventually(lambda: task_started(cloud, execution))
+
+    cloud.time_out_execution(execution)
+    stepfunctions = cloud.client("stepfunctions")
+
+    assert stepfunctions.describe_execution(executionArn=execution)["status"] == "TIMED_OUT"
+    assert finish_history(cloud, execution)[-1]["type"] == "ExecutionTimedOut"
+    with pytest.raises(ValueError, match="not running"):
+        cloud.time_out_execution(execution)
