@@ -56,7 +56,8 @@ class LocalCloudError(RuntimeError):
 class LocalCloud:
     """A moto server on 127.0.0.1 that deploys CDK cloud assemblies and runs them for real.
 
-    ``port=0`` picks a free port. ``wait_scale`` multiplies Step Functions retry waits
+    ``port=0`` picks a free port. ``wait_scale`` multiplies retry waits: Step Functions'
+    Retry intervals, and the waits before Lambda and EventBridge retry an event they queued
     (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task, execution and Lambda timeouts;
     keep scaled timeouts well above the real latency of a handler call on a busy machine
     (a first call, which creates its boto3 client, can take a second).
@@ -105,7 +106,7 @@ class LocalCloud:
             self.endpoint_url = f"http://127.0.0.1:{port}"
             # moto's Step Functions interpreter calls Lambda, SQS, DynamoDB at http://localhost:$MOTO_PORT.
             self._set_env(starting, "MOTO_PORT", str(port))
-            runtime = LambdaRuntime(workdir, self.endpoint_url, self._timeout_scale, self._log_dir)
+            runtime = LambdaRuntime(workdir, self.endpoint_url, self._wait_scale, self._timeout_scale, self._log_dir)
             invoker = self._invoker or runtime.invoke
             starting.enter_context(
                 moto_patches.applied(invoker, self._wait_scale, self._timeout_scale, **self._patch_options)

@@ -26,36 +26,50 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
   cut short (``_scale_time``), a late failure cannot turn the status into FAILED
   (``_keep_ended_executions_ended``) and nothing follows the closing event in the
   history (``_close_histories_at_their_end``). ``time_out_execution`` takes the
-  timeout path early, for tests.
+  timeout path early, for tests;
+- a Standard execution's start and end put "Step Functions Execution Status
+  Change" events on the default event bus (``_publish_execution_status_changes``);
+  EventBridge skips disabled rules and invokes Lambda targets asynchronously, with
+  the target's RetryPolicy and dead-letter queue for deliveries that fail
+  (``_deliver_events_to_lambda_functions``); a function keeps its DeadLetterConfig
+  (``_keep_function_dead_letter_configs``), where the Lambda runtime sends an
+  asynchronous event whose attempts all failed.
 """
 
 import copy
 import datetime
 import functools
 import json
+import logging
 import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 from botocore.config import Config
 from moto.apigateway.models import apigateway_backends
+from moto.awslambda.exceptions import LambdaClientError
+from moto.awslambda.models import LambdaFunction
+from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.parsing import get_model_map
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
-from moto.core.utils import utcnow
+from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp, utcnow
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.models import EventTemplateParser, Rule, events_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
+from moto.sqs.exceptions import SQSException
+from moto.sqs.models import sqs_backends
 from moto.ssm.models import Parameter, ssm_backends
 from moto.stepfunctions import models as sfn_models
-from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, StateMachineType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.catch.catch_outcome import CatchOutcome
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
@@ -82,6 +96,7 @@ from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 from moto.stepfunctions.parser.quotas import MAX_STATE_SIZE_UTF8_BYTES
 from moto.stepfunctions.parser.utils import TMP_THREADS
 from moto.stepfunctions.responses import StepFunctionResponse
+from moto.utilities.arns import parse_arn
 from werkzeug.serving import make_server
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
@@ -107,6 +122,7 @@ _INTERPRETER_WAIT_SECONDS = 10
 _ENDED_EXECUTION_POLL_SECONDS = 0.02
 
 _active = threading.Lock()
+_log = logging.getLogger(__name__)
 
 
 class MotoServer(ThreadedMotoServer):
@@ -165,6 +181,9 @@ def applied(
             _keep_ended_executions_ended(undo)
             _close_histories_at_their_end(undo)
             _abandon_tasks_of_ended_executions(undo)
+            _publish_execution_status_changes(undo)
+            _deliver_events_to_lambda_functions(wait_scale, undo)
+            _keep_function_dead_letter_configs(undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
@@ -425,6 +444,210 @@ def _time_out_executions(timeout_scale: float, undo: ExitStack) -> None:
             interpreter.join(timeout=_INTERPRETER_WAIT_SECONDS)
 
     _replace(undo, Program, "eval", eval)
+
+
+def _publish_execution_status_changes(undo: ExitStack) -> None:
+    """Step Functions puts a "Step Functions Execution Status Change" event on the account's default event bus as
+    a Standard workflow's execution starts and as it ends, its detail "the same information as the DescribeExecution
+    API" (cw-events.html), so EventBridge rules can act on it; moto's Step Functions puts none. The parser's
+    ``Execution.start`` and ``BaseExecutionWorkerCommunication.terminated`` (where the interpreter's thread has
+    recorded the end) now put them; Express workflows put none, as on AWS."""
+    start = Execution.__dict__["start"]
+    terminated = BaseExecutionWorkerCommunication.__dict__["terminated"]
+
+    def _start(self) -> None:
+        start(self)
+        _put_status_change(self, ExecutionStatus.RUNNING)  # by now the interpreter may even have ended it
+
+    def _terminated(self) -> None:
+        terminated(self)
+        _put_status_change(self.execution, self.execution.exec_status)
+
+    _replace(undo, Execution, "start", _start)
+    _replace(undo, BaseExecutionWorkerCommunication, "terminated", _terminated)
+
+
+def _put_status_change(execution: Any, status: ExecutionStatus) -> None:
+    if execution.sm_type == StateMachineType.EXPRESS:
+        return
+    ended = status != ExecutionStatus.RUNNING
+    succeeded = status == ExecutionStatus.SUCCEEDED
+    detail = {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": status.value,
+        "startDate": _epoch_millis(execution.start_date),
+        "stopDate": _epoch_millis(execution.stop_date) if ended else None,
+        "input": json.dumps(execution.input_data, separators=(",", ":")),
+        "inputDetails": {"included": True},
+        "output": json.dumps(execution.output, separators=(",", ":")) if succeeded else None,
+        "outputDetails": {"included": True} if succeeded else None,
+        "error": execution.error if ended else None,
+        "cause": execution.cause if ended else None,
+    }
+    entry = {
+        "Source": "aws.states",
+        "DetailType": "Step Functions Execution Status Change",
+        "Detail": json.dumps(detail),
+        "Resources": [execution.exec_arn],
+    }
+    try:
+        events_backends[execution.account_id][execution.region_name].put_events([entry])
+    except Exception:  # a target moto cannot deliver to: the execution goes on, as with a best-effort event
+        _log.exception("could not deliver the status change of %s", execution.exec_arn)
+
+
+def _epoch_millis(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _deliver_events_to_lambda_functions(wait_scale: float, undo: ExitStack) -> None:
+    """EventBridge skips a DISABLED rule and invokes a Lambda function target asynchronously (InvocationType Event:
+    Lambda queues the event, retries the function's errors and uses the function's own dead-letter queue).
+    moto's ``Rule.send_to_targets`` delivers through disabled rules and, inside the PutEvents call, raises
+    NotImplementedError for a function. Function targets are now invoked from threads of their own; other targets
+    keep moto's delivery. A delivery that fails is retried as the target's RetryPolicy says if EventBridge retries
+    that error (throttling, a 5xx), its back-off scaled by ``wait_scale``; then, or at once for an error retrying
+    cannot mend (no such function), the event goes to the target's DeadLetterConfig queue (eb-rule-dlq.html)."""
+    send_to_targets = Rule.__dict__["send_to_targets"]
+    closing = threading.Event()  # set as the local cloud closes: retries waiting then give up
+    undo.callback(closing.set)
+
+    def _send_to_targets(self, original_event: dict, transform_input: bool = True) -> None:
+        if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+            return
+        functions = [target for target in self.targets if parse_arn(target["Arn"]).service == "lambda"]
+        if len(functions) < len(self.targets):
+            others = copy.copy(self)
+            others.targets = [target for target in self.targets if target not in functions]
+            send_to_targets(others, original_event, transform_input)
+        for target in functions:
+            event = _function_input(target, original_event) if transform_input else original_event
+            delivery = (self.arn, target, event, wait_scale, closing)
+            threading.Thread(target=_deliver_to_function, args=delivery, daemon=True).start()
+
+    _replace(undo, Rule, "send_to_targets", _send_to_targets)
+
+
+def _function_input(target: dict, event: Any) -> Any:
+    """What EventBridge passes a target: the event (its time in ISO 8601, as moto's SQS delivery writes it),
+    the target's constant Input, or its InputTransformer's output."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    event = {**event, "time": iso_8601_datetime_without_milliseconds(utcfromtimestamp(int(float(event["time"]))))}
+    transformer = target.get("InputTransformer")
+    if transformer is None:
+        return event
+    return EventTemplateParser.parse(transformer.get("InputTemplate"), transformer.get("InputPathsMap", {}), event)
+
+
+class _DeliveryFailure(NamedTuple):
+    code: str  # EventBridge's ERROR_CODE
+    message: str
+    retriable: bool
+
+
+def _deliver_to_function(rule_arn: str, target: dict, event: Any, wait_scale: float, closing: threading.Event) -> None:
+    """Hand one event to a function as EventBridge does (eb-rule-retry-policy.html, eb-rule-dlq.html): retry an
+    error it retries until the target's MaximumRetryAttempts (185) or MaximumEventAgeInSeconds (86,400) runs out,
+    backing off exponentially from 1 s to 5 minutes (EventBridge publishes no figures; no jitter, so tests can
+    count); then, or at once for any other error, send the event to the target's dead-letter queue."""
+    policy = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400, **target.get("RetryPolicy", {})}
+    retries, waited = 0, 0.0
+    while (failure := _invoke_asynchronously(target["Arn"], event)) is not None:
+        delay = min(2.0**retries, 300.0)
+        if not failure.retriable:
+            exhausted = None
+        elif retries >= policy["MaximumRetryAttempts"]:
+            exhausted = "MaximumRetryAttempts"
+        elif waited + delay > policy["MaximumEventAgeInSeconds"]:
+            exhausted = "MaximumEventAgeInSeconds"
+        elif closing.wait(delay * wait_scale):
+            return
+        else:
+            retries, waited = retries + 1, waited + delay
+            continue
+        _send_to_rule_dead_letter_queue(rule_arn, target, event, failure, retries, exhausted)
+        return
+
+
+def _invoke_asynchronously(function_arn: str, event: Any) -> _DeliveryFailure | None:
+    """Invoke with InvocationType Event, through the Lambda backend the API uses; None once Lambda took the event."""
+    arn = parse_arn(function_arn)
+    try:
+        get_lambda_backend(arn.account, arn.region).invoke(
+            function_arn, None, json.dumps(event), {"X-Amz-Invocation-Type": "Event"}, {}
+        )
+    except LambdaClientError as error:
+        status = int(error.code)
+        code = {404: "NO_RESOURCE", 429: "THROTTLING"}.get(status, "SDK_CLIENT_ERROR")
+        return _DeliveryFailure(code, error.message, retriable=status == 429 or status >= 500)
+    except Exception as error:  # the Lambda service itself failing: a 5xx, which EventBridge retries
+        return _DeliveryFailure("INTERNAL_ERROR", str(error), retriable=True)
+    return None
+
+
+def _send_to_rule_dead_letter_queue(
+    rule_arn: str, target: dict, event: Any, failure: _DeliveryFailure, retries: int, exhausted: str | None
+) -> None:
+    """The event, with the attributes EventBridge adds (eb-rule-dlq.html), on the target's SQS dead-letter queue;
+    without one, EventBridge drops the event."""
+    dead_letter_arn = target.get("DeadLetterConfig", {}).get("Arn")
+    if not dead_letter_arn:
+        return
+    attributes = {
+        "RULE_ARN": rule_arn,
+        "TARGET_ARN": target["Arn"],
+        "ERROR_CODE": failure.code,
+        "ERROR_MESSAGE": failure.message,
+        "RETRY_ATTEMPTS": str(retries),
+    }
+    if exhausted is not None:
+        attributes["EXHAUSTED_RETRY_CONDITION"] = exhausted
+    queue = parse_arn(dead_letter_arn)
+    message_attributes = {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
+    try:
+        sqs_backends[queue.account][queue.region].send_message(
+            queue.resource_id, json.dumps(event), message_attributes=message_attributes
+        )
+    except SQSException:  # no such queue: EventBridge counts it (InvocationsFailedToBeSentToDLQ) and drops the event
+        _log.warning("could not send an undelivered event to %s", dead_letter_arn)
+
+
+def _keep_function_dead_letter_configs(undo: ExitStack) -> None:
+    """Lambda keeps a function's DeadLetterConfig (CreateFunction, UpdateFunctionConfiguration, the CloudFormation
+    property) and sends there the asynchronous events it gives up on; moto 5.2.5 drops it in all three. It is kept
+    as ``LambdaFunction.dead_letter_config`` ({} for none), which GetFunctionConfiguration shows and the local
+    cloud's Lambda runtime sends to."""
+    init = LambdaFunction.__dict__["__init__"]
+    update_configuration = LambdaFunction.__dict__["update_configuration"]
+    get_configuration = LambdaFunction.__dict__["get_configuration"]
+    create_from_cloudformation_json = LambdaFunction.__dict__["create_from_cloudformation_json"].__func__
+
+    def __init__(self, account_id, spec, *args, **kwargs) -> None:
+        init(self, account_id, spec, *args, **kwargs)
+        self.dead_letter_config = spec.get("DeadLetterConfig") or {}
+
+    def _update_configuration(self, config_updates: dict) -> dict:
+        self.dead_letter_config = config_updates.get("DeadLetterConfig", self.dead_letter_config)
+        return update_configuration(self, config_updates)
+
+    def _get_configuration(self, *args, **kwargs) -> dict:
+        configuration = get_configuration(self, *args, **kwargs)
+        if self.dead_letter_config.get("TargetArn"):
+            configuration["DeadLetterConfig"] = {"TargetArn": self.dead_letter_config["TargetArn"]}
+        return configuration
+
+    def _create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kwargs):
+        function = create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kwargs)
+        function.dead_letter_config = cloudformation_json["Properties"].get("DeadLetterConfig") or {}
+        return function
+
+    _replace(undo, LambdaFunction, "__init__", __init__)
+    _replace(undo, LambdaFunction, "update_configuration", _update_configuration)
+    _replace(undo, LambdaFunction, "get_configuration", _get_configuration)
+    _replace(undo, LambdaFunction, "create_from_cloudformation_json", classmethod(_create_from_cloudformation_json))
 
 
 def _transact_without_copying_tables(undo: ExitStack) -> None:

@@ -24,6 +24,7 @@ TIMEOUT_SCALE = 0.5  # a state machine's TimeoutSeconds of 2 ends it after 1 s
 
 HANDLERS = """
 import json
+import pathlib
 import time
 
 
@@ -55,6 +56,15 @@ def slow_then_fails(event, context):
     print("invoked", json.dumps(event))
     time.sleep(event.get("seconds", 1))
     raise Boom("too late")
+
+
+def fails_once(event, context):
+    print("invoked", json.dumps(event))
+    marker = pathlib.Path(event["marker"])
+    if not marker.exists():
+        marker.touch()
+        raise Boom("first attempt")
+    return "second attempt"
 """
 
 
@@ -368,3 +378,145 @@ def test_time_out_execution_takes_the_timeout_path_early(cloud):
     assert finish_history(cloud, execution)[-1]["type"] == "ExecutionTimedOut"
     with pytest.raises(ValueError, match="not running"):
         cloud.time_out_execution(execution)
+
+
+def queue(cloud, name: str) -> tuple[str, str]:
+    """A new SQS queue: its URL and ARN."""
+    sqs = cloud.client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    return url, sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+
+def messages(cloud, queue_url: str, wait: float = 0) -> list[dict]:
+    """Every message on the queue now (after ``wait`` seconds of long polling if there is none yet)."""
+    response = cloud.client("sqs").receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], WaitTimeSeconds=int(wait)
+    )
+    return response.get("Messages", [])
+
+
+def invoke_async(cloud, function_name: str, event: dict) -> None:
+    response = cloud.client("lambda").invoke(
+        FunctionName=function_name, InvocationType="Event", Payload=json.dumps(event)
+    )
+    assert response["StatusCode"] == 202
+
+
+def test_an_asynchronous_invocation_is_retried_twice_then_sent_to_the_dead_letter_queue(cloud, logs):
+    """https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html: "If the function returns an error, Lambda
+    attempts to run it two more times, with a one-minute wait between the first two attempts, and two minutes between
+    the second and third attempts. [...] If all three attempts fail, Lambda sends the event to a dead-letter queue, if
+    it's configured", "with additional information in attributes" (RequestID, ErrorCode, ErrorMessage)."""
+    dead_letters, dead_letter_arn = queue(cloud, "always-fails-dlq")
+    function(cloud, "always-fails", "fails", DeadLetterConfig={"TargetArn": dead_letter_arn})
+    configuration = cloud.client("lambda").get_function_configuration(FunctionName="always-fails")
+    assert configuration["DeadLetterConfig"] == {"TargetArn": dead_letter_arn}
+
+    invoke_async(cloud, "always-fails", {"order": 7})
+
+    [message] = eventually(lambda: messages(cloud, dead_letters))
+    assert json.loads(message["Body"]) == {"order": 7}
+    attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+    assert set(attributes) == {"RequestID", "ErrorCode", "ErrorMessage"}
+    assert attributes["ErrorMessage"] == "always"
+    assert invocations(logs, "always-fails") == 3
+
+
+def test_an_asynchronous_invocation_that_succeeds_on_retry_is_not_dead_lettered(cloud, logs, tmp_path):
+    """invocation-async.html: a function error is retried; an attempt that succeeds ends the invocation, and only
+    "if all three attempts fail" does the event go to the dead-letter queue."""
+    dead_letters, dead_letter_arn = queue(cloud, "fails-once-dlq")
+    function(cloud, "fails-once", "fails_once", DeadLetterConfig={"TargetArn": dead_letter_arn})
+
+    invoke_async(cloud, "fails-once", {"marker": str(tmp_path / "attempted")})
+
+    eventually(lambda: invocations(logs, "fails-once") == 2)
+    time.sleep(0.5)  # the third attempt would have come after 0.12 s
+    assert invocations(logs, "fails-once") == 2
+    assert messages(cloud, dead_letters) == []
+
+
+def test_execution_status_changes_reach_eventbridge_rules_and_their_lambda_targets(cloud, logs):
+    """https://docs.aws.amazon.com/step-functions/latest/dg/cw-events.html: Step Functions emits "Step Functions
+    Execution Status Change" events (source aws.states) whose detail "provides the same information as the
+    DescribeExecution API"; an EventBridge rule can "call AWS Lambda functions" on them, which EventBridge invokes
+    asynchronously (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html). A rule matching status
+    FAILED sees the failed execution and not the one that succeeded; a DISABLED rule sees neither
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rules.html)."""
+    states = {
+        "Decide": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.fail", "BooleanEquals": True, "Next": "Fail"}],
+            "Default": "Done",
+        },
+        "Fail": {"Type": "Fail", "Error": "Refused", "Cause": "the probe said so"},
+        "Done": {"Type": "Succeed"},
+    }
+    machine = state_machine(cloud, "watched", states, "Decide")
+    pattern = {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["FAILED"], "stateMachineArn": [machine]},
+    }
+    events = cloud.client("events")
+    for rule, state in (("on-failure", "ENABLED"), ("on-failure-disabled", "DISABLED")):
+        target = function(cloud, f"{rule}-target", "counted")
+        events.put_rule(Name=rule, EventPattern=json.dumps(pattern), State=state)
+        events.put_targets(Rule=rule, Targets=[{"Id": "function", "Arn": target}])
+
+    failed, _ = run(cloud, machine, "watched-fails", {"fail": True})
+    run(cloud, machine, "watched-succeeds", {"fail": False})
+
+    eventually(lambda: invocations(logs, "on-failure-target"))
+    time.sleep(0.5)
+    log = (logs / "on-failure-target.log").read_text()
+    [event] = [json.loads(line.removeprefix("invoked ")) for line in log.splitlines() if line.startswith("invoked ")]
+    assert (event["source"], event["detail-type"]) == ("aws.states", "Step Functions Execution Status Change")
+    assert event["resources"] == [failed["executionArn"]]
+    detail = event["detail"]
+    assert {key: detail[key] for key in ("executionArn", "stateMachineArn", "name", "status")} == {
+        "executionArn": failed["executionArn"],
+        "stateMachineArn": machine,
+        "name": "watched-fails",
+        "status": "FAILED",
+    }
+    assert (detail["error"], detail["cause"], detail["output"]) == ("Refused", "the probe said so", None)
+    assert json.loads(detail["input"]) == {"fail": True}
+    assert detail["startDate"] == int(failed["startDate"].timestamp() * 1000)
+    assert detail["stopDate"] == int(failed["stopDate"].timestamp() * 1000)
+    assert invocations(logs, "on-failure-disabled-target") == 0
+
+
+def test_an_event_eventbridge_cannot_deliver_goes_to_the_targets_dead_letter_queue(cloud):
+    """https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html: "for errors that result from missing
+    permissions to a target, or a target resource that no longer exists, [...] Rather than retrying, EventBridge
+    sends these events directly to the DLQ", with the attributes RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE and
+    RETRY_ATTEMPTS."""
+    dead_letters, dead_letter_arn = queue(cloud, "undelivered")
+    missing = "arn:aws:lambda:us-east-1:123456789012:function:no-such-function"
+    events = cloud.client("events")
+    rule = events.put_rule(Name="to-nowhere", EventPattern=json.dumps({"source": ["probe.nowhere"]}))["RuleArn"]
+    events.put_targets(
+        Rule="to-nowhere",
+        Targets=[
+            {
+                "Id": "gone",
+                "Arn": missing,
+                "RetryPolicy": {"MaximumRetryAttempts": 3},
+                "DeadLetterConfig": {"Arn": dead_letter_arn},
+            }
+        ],
+    )
+
+    events.put_events(Entries=[{"Source": "probe.nowhere", "DetailType": "probe", "Detail": '{"n": 1}'}])
+
+    [message] = eventually(lambda: messages(cloud, dead_letters))
+    assert json.loads(message["Body"])["detail"] == {"n": 1}
+    attributes = {name: value["StringValue"] for name, value in message["MessageAttributes"].items()}
+    assert {key: attributes[key] for key in ("RULE_ARN", "TARGET_ARN", "ERROR_CODE", "RETRY_ATTEMPTS")} == {
+        "RULE_ARN": rule,
+        "TARGET_ARN": missing,
+        "ERROR_CODE": "NO_RESOURCE",
+        "RETRY_ATTEMPTS": "0",
+    }
+    assert "EXHAUSTED_RETRY_CONDITION" not in attributes
