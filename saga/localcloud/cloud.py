@@ -94,6 +94,7 @@ class LocalCloud:
             "reuse_clients": reuse_clients,
             "on_execution_end": on_execution_end,
         }
+        self._send_faults = moto_patches.SendFaults()
         self._exit = ExitStack()
         self.endpoint_url = ""
 
@@ -109,7 +110,9 @@ class LocalCloud:
             runtime = LambdaRuntime(workdir, self.endpoint_url, self._wait_scale, self._timeout_scale, self._log_dir)
             invoker = self._invoker or runtime.invoke
             starting.enter_context(
-                moto_patches.applied(invoker, self._wait_scale, self._timeout_scale, **self._patch_options)
+                moto_patches.applied(
+                    invoker, self._wait_scale, self._timeout_scale, self._send_faults, **self._patch_options
+                )
             )
             starting.callback(runtime.close)
             self._reset()  # a clean account, whatever an earlier cloud or mock in this process left
@@ -139,6 +142,16 @@ class LocalCloud:
         running out takes (TIMED_OUT, ExecutionTimedOut last in its history, the task in flight abandoned),
         for a timeout at a moment the test chooses. Raises ValueError if the execution is not running."""
         moto_patches.time_out_execution(ACCOUNT, REGION, execution_arn)
+
+    def fail_sends(self, queue_url: str, count: int) -> None:
+        """A test aid for an SQS outage: the next ``count`` SendMessage requests to the queue, whoever makes them
+        (a Step Functions task, a handler's SDK, which retries), fail with SQS's server error
+        (ServiceUnavailable, HTTP 503); later ones go through. Replaces what was left of an earlier count."""
+        self._send_faults.fail(queue_url, count)
+
+    def clear_faults(self) -> None:
+        """End every outage ``fail_sends`` started."""
+        self._send_faults.clear()
 
     def _call_lambda(self, function_arn: str, event: dict) -> tuple[str | None, bytes]:
         """How the local API Gateway invokes an integration: the Lambda API, like any other caller."""

@@ -34,6 +34,9 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
   (``_deliver_events_to_lambda_functions``); a function keeps its DeadLetterConfig
   (``_keep_function_dead_letter_configs``), where the Lambda runtime sends an
   asynchronous event whose attempts all failed.
+
+For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
+an SQS outage (``LocalCloud.fail_sends``).
 """
 
 import copy
@@ -67,6 +70,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from moto.server import ThreadedMotoServer
 from moto.sqs.exceptions import SQSException
 from moto.sqs.models import sqs_backends
+from moto.sqs.responses import SQSResponse
 from moto.ssm.models import Parameter, ssm_backends
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, StateMachineType, TaskFailedEventDetails
@@ -152,17 +156,45 @@ class MotoServer(ThreadedMotoServer):
         self._server.serve_forever()
 
 
+class SendFaults:
+    """The SQS outages tests ask for (``LocalCloud.fail_sends``): how many of the next SendMessage requests to
+    each queue fail. Queues are told apart by name, the last part of their URL, as moto finds them."""
+
+    def __init__(self) -> None:
+        self._remaining: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def fail(self, queue_url: str, count: int) -> None:
+        with self._lock:
+            self._remaining[queue_url.rstrip("/").rsplit("/", 1)[-1]] = count
+
+    def clear(self) -> None:
+        with self._lock:
+            self._remaining.clear()
+
+    def take(self, queue_name: str) -> bool:
+        """Whether this request to the queue is one that fails; it counts as one."""
+        with self._lock:
+            left = self._remaining.get(queue_name, 0)
+            if left > 0:
+                self._remaining[queue_name] = left - 1
+            return left > 0
+
+
 @contextmanager
 def applied(
     invoker: Invoker,
     wait_scale: float,
     timeout_scale: float,
+    send_faults: SendFaults,
     *,
     cache_definitions: bool = True,
     reuse_clients: bool = True,
     on_execution_end: ExecutionListener | None = None,
 ) -> Iterator[None]:
     """Install every patch; only one local cloud per process, since moto's backends are process-wide.
+
+    ``send_faults`` holds the SQS sends the local cloud's ``fail_sends`` asks to fail.
 
     ``cache_definitions=False`` leaves moto parsing the definition on every execution,
     ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, and
@@ -184,6 +216,7 @@ def applied(
             _publish_execution_status_changes(undo)
             _deliver_events_to_lambda_functions(wait_scale, undo)
             _keep_function_dead_letter_configs(undo)
+            _fail_sqs_sends(send_faults, undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
@@ -648,6 +681,32 @@ def _keep_function_dead_letter_configs(undo: ExitStack) -> None:
     _replace(undo, LambdaFunction, "update_configuration", _update_configuration)
     _replace(undo, LambdaFunction, "get_configuration", _get_configuration)
     _replace(undo, LambdaFunction, "create_from_cloudformation_json", classmethod(_create_from_cloudformation_json))
+
+
+def _fail_sqs_sends(faults: SendFaults, undo: ExitStack) -> None:
+    """Lets a test make SQS fail as it does when it cannot take a message: the SendMessage requests ``faults`` names
+    are answered, before moto's backend stores anything, with the server error every AWS API may answer
+    (ServiceUnavailable, HTTP 503: "The request has failed due to a temporary failure of the server"), which SDKs
+    retry and a Step Functions task reports as its error. Wraps ``SQSResponse.send_message``."""
+    send_message = SQSResponse.__dict__["send_message"]
+    unavailable = json.dumps(
+        {
+            "__type": "com.amazonaws.sqs#ServiceUnavailable",
+            "message": "The request has failed due to a temporary failure of the server.",
+        }
+    )
+    headers = {
+        "status": 503,
+        "Content-Type": "application/x-amz-json-1.0",
+        "x-amzn-query-error": "ServiceUnavailable;Receiver",  # SQS's JSON protocol names the error here too
+    }
+
+    def _send_message(self) -> Any:
+        if faults.take(self._get_queue_name()):
+            return unavailable, dict(headers)
+        return send_message(self)
+
+    _replace(undo, SQSResponse, "send_message", _send_message)
 
 
 def _transact_without_copying_tables(undo: ExitStack) -> None:

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from saga.localcloud import LocalCloud
 
@@ -164,9 +167,10 @@ def catch_all(**fields) -> dict:
 
 
 def test_a_runtime_error_is_neither_retried_nor_caught(cloud, logs):
-    """https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html: States.ALL "can't catch
-    the States.DataLimitExceeded terminal error and Runtime error types"; "A States.Runtime error isn't retriable,
-    and will always cause the execution to fail." A ResultSelector path that selects nothing is a runtime error."""
+    """https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html: "The States.ALL error type
+    [...] can't catch the States.DataLimitExceeded terminal error and Runtime error types." A ResultSelector path
+    that selects nothing is a runtime error: neither a Retrier nor a Catcher on States.ALL handles it, and the
+    execution fails with it."""
     echo = function(cloud, "runtime-echo", "counted")
     task = invoke_task(
         echo,
@@ -187,8 +191,8 @@ def test_a_runtime_error_is_neither_retried_nor_caught(cloud, logs):
 
 def test_a_result_over_the_payload_quota_is_not_caught(cloud):
     """https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html: the input or output of a task, state
-    or execution is at most "256 KiB of data as a UTF-8 encoded string"; concepts-error-handling.html: the resulting
-    States.DataLimitExceeded is "a terminal error that can't be caught by the States.ALL error type"."""
+    or execution is at most "262,144 bytes of data as a UTF-8 encoded string"; concepts-error-handling.html: the
+    resulting States.DataLimitExceeded is "a terminal error that can't be caught by the States.ALL error type"."""
     big = function(cloud, "quota-big", "big")
     machine = state_machine(cloud, "quota-output", {"Task": invoke_task(big, **catch_all()), **CAUGHT}, "Task")
 
@@ -406,7 +410,8 @@ def test_an_asynchronous_invocation_is_retried_twice_then_sent_to_the_dead_lette
     """https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html: "If the function returns an error, Lambda
     attempts to run it two more times, with a one-minute wait between the first two attempts, and two minutes between
     the second and third attempts. [...] If all three attempts fail, Lambda sends the event to a dead-letter queue, if
-    it's configured", "with additional information in attributes" (RequestID, ErrorCode, ErrorMessage)."""
+    it's configured." https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html: the message
+    is the event as it came, with the attributes RequestID, ErrorCode and ErrorMessage."""
     dead_letters, dead_letter_arn = queue(cloud, "always-fails-dlq")
     function(cloud, "always-fails", "fails", DeadLetterConfig={"TargetArn": dead_letter_arn})
     configuration = cloud.client("lambda").get_function_configuration(FunctionName="always-fails")
@@ -441,8 +446,8 @@ def test_execution_status_changes_reach_eventbridge_rules_and_their_lambda_targe
     Execution Status Change" events (source aws.states) whose detail "provides the same information as the
     DescribeExecution API"; an EventBridge rule can "call AWS Lambda functions" on them, which EventBridge invokes
     asynchronously (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html). A rule matching status
-    FAILED sees the failed execution and not the one that succeeded; a DISABLED rule sees neither
-    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rules.html)."""
+    FAILED sees the failed execution and not the one that succeeded; "A disabled rule won't match any events"
+    (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_DisableRule.html)."""
     states = {
         "Decide": {
             "Type": "Choice",
@@ -520,3 +525,54 @@ def test_an_event_eventbridge_cannot_deliver_goes_to_the_targets_dead_letter_que
         "RETRY_ATTEMPTS": "0",
     }
     assert "EXHAUSTED_RETRY_CONDITION" not in attributes
+
+
+def test_an_sqs_outage_fails_send_message_tasks_until_it_ends(cloud):
+    """https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/CommonErrors.html: "ServiceUnavailable:
+    The request has failed due to a temporary failure of the server", HTTP 503. A sendMessage task's Retrier and
+    Catcher handle it like any task error (concepts-error-handling.html): with ``fail_sends(queue, 2)`` both attempts
+    fail and the Catcher runs; the count spent, sends go through again."""
+    url, _ = queue(cloud, "outage")
+    send = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage",
+        "Parameters": {"QueueUrl": url, "MessageBody.$": "$"},
+        "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 1, "IntervalSeconds": 1}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "QueueDown"}],
+        "End": True,
+    }
+    machine = state_machine(
+        cloud, "outage", {"Send": send, "QueueDown": {"Type": "Fail", "Error": "QueueDown"}}, "Send"
+    )
+
+    cloud.fail_sends(url, 2)
+    during, events = run(cloud, machine, "outage-1", {"n": 1})
+    after, _ = run(cloud, machine, "outage-2", {"n": 2})
+
+    assert (during["status"], during["error"]) == ("FAILED", "QueueDown")
+    assert [event["type"] for event in events].count("TaskFailed") == 2
+    assert after["status"] == "SUCCEEDED"
+    assert [json.loads(message["Body"]) for message in messages(cloud, url)] == [{"n": 2}]
+
+
+def test_fail_sends_answers_with_a_server_error_until_cleared(cloud):
+    """CommonErrors.html: ServiceUnavailable, HTTP status code 503. ``clear_faults`` ends the outage early."""
+    url, _ = queue(cloud, "outage-direct")
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=cloud.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+    cloud.fail_sends(url, 5)
+    with pytest.raises(ClientError) as refused:
+        sqs.send_message(QueueUrl=url, MessageBody="lost")
+    cloud.clear_faults()
+    sqs.send_message(QueueUrl=url, MessageBody="kept")
+
+    assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert [message["Body"] for message in messages(cloud, url)] == ["kept"]
