@@ -56,8 +56,9 @@ class LocalCloudError(RuntimeError):
 class LocalCloud:
     """A moto server on 127.0.0.1 that deploys CDK cloud assemblies and runs them for real.
 
-    ``port=0`` picks a free port. ``wait_scale`` multiplies Step Functions retry waits
-    (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task and Lambda timeouts;
+    ``port=0`` picks a free port. ``wait_scale`` multiplies retry waits: Step Functions'
+    Retry intervals, and the waits before Lambda and EventBridge retry an event they queued
+    (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task, execution and Lambda timeouts;
     keep scaled timeouts well above the real latency of a handler call on a busy machine
     (a first call, which creates its boto3 client, can take a second).
     Handlers' prints and logs go to ``<log_dir>/<function name>.log``, or nowhere.
@@ -93,6 +94,7 @@ class LocalCloud:
             "reuse_clients": reuse_clients,
             "on_execution_end": on_execution_end,
         }
+        self._send_faults = moto_patches.SendFaults()
         self._exit = ExitStack()
         self.endpoint_url = ""
 
@@ -105,10 +107,12 @@ class LocalCloud:
             self.endpoint_url = f"http://127.0.0.1:{port}"
             # moto's Step Functions interpreter calls Lambda, SQS, DynamoDB at http://localhost:$MOTO_PORT.
             self._set_env(starting, "MOTO_PORT", str(port))
-            runtime = LambdaRuntime(workdir, self.endpoint_url, self._timeout_scale, self._log_dir)
+            runtime = LambdaRuntime(workdir, self.endpoint_url, self._wait_scale, self._timeout_scale, self._log_dir)
             invoker = self._invoker or runtime.invoke
             starting.enter_context(
-                moto_patches.applied(invoker, self._wait_scale, self._timeout_scale, **self._patch_options)
+                moto_patches.applied(
+                    invoker, self._wait_scale, self._timeout_scale, self._send_faults, **self._patch_options
+                )
             )
             starting.callback(runtime.close)
             self._reset()  # a clean account, whatever an earlier cloud or mock in this process left
@@ -132,6 +136,22 @@ class LocalCloud:
     def forget_execution(self, execution_arn: str) -> None:
         """Let Step Functions forget a closed execution, as AWS does when its history's retention ends."""
         moto_patches.forget_execution(ACCOUNT, REGION, execution_arn)
+
+    def time_out_execution(self, execution_arn: str) -> None:
+        """A test aid: time a running execution out now, through the path its state machine's TimeoutSeconds
+        running out takes (TIMED_OUT, ExecutionTimedOut last in its history, the task in flight abandoned),
+        for a timeout at a moment the test chooses. Raises ValueError if the execution is not running."""
+        moto_patches.time_out_execution(ACCOUNT, REGION, execution_arn)
+
+    def fail_sends(self, queue_url: str, count: int) -> None:
+        """A test aid for an SQS outage: the next ``count`` SendMessage requests to the queue, whoever makes them
+        (a Step Functions task, a handler's SDK, which retries), fail with SQS's server error
+        (ServiceUnavailable, HTTP 503); later ones go through. Replaces what was left of an earlier count."""
+        self._send_faults.fail(queue_url, count)
+
+    def clear_faults(self) -> None:
+        """End every outage ``fail_sends`` started."""
+        self._send_faults.clear()
 
     def _call_lambda(self, function_arn: str, event: dict) -> tuple[str | None, bytes]:
         """How the local API Gateway invokes an integration: the Lambda API, like any other caller."""

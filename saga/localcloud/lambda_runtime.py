@@ -11,6 +11,11 @@ A worker runs one invocation at a time; a function runs up to
 Failures are reported the way Lambda reports them: a ``x-amz-function-error:
 Unhandled`` header and a ``{"errorType", "errorMessage", "stackTrace"}`` body, so
 Step Functions sees the handler's exception class name as the error name.
+
+An asynchronous invocation (InvocationType ``Event``, as EventBridge and S3
+invoke) is answered at once and run in a thread of its own, retried after a
+function error and finally sent to the function's dead-letter queue, as Lambda
+does with the events it queues.
 """
 
 import contextlib
@@ -28,10 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.exceptions import ClientError
 from moto.awslambda.exceptions import LambdaClientError
+from moto.utilities.arns import parse_arn
 
 CONCURRENCY_PER_FUNCTION = 4
 INIT_TIMEOUT_SECONDS = 30  # Lambda allows 10 s of init; a cold Python with boto3 is well within it
+# Lambda's waits before its two retries of a failed asynchronous invocation (times the local cloud's wait_scale).
+ASYNC_RETRY_DELAYS_SECONDS = (60, 120)
+DEAD_LETTER_MESSAGE_BYTES = 1024  # Lambda's ErrorMessage attribute: the error message's first 1 KB
 WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
 
 
@@ -167,13 +178,15 @@ class _Pool:
 class LambdaRuntime:
     """Runs a moto ``LambdaFunction``'s real handler for moto's Invoke API."""
 
-    def __init__(self, workdir: Path, endpoint_url: str, timeout_scale: float, log_dir: Path | None):
+    def __init__(self, workdir: Path, endpoint_url: str, wait_scale: float, timeout_scale: float, log_dir: Path | None):
         self._workdir = workdir
         self._endpoint_url = endpoint_url
+        self._wait_scale = wait_scale
         self._timeout_scale = timeout_scale
         self._log_dir = log_dir
         self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def invoke(self, function: Any, body: Any, headers: Any, response_headers: dict) -> bytes:
         """moto's ``LambdaBackend.invoke`` contract: return the payload, put extra headers in ``response_headers``."""
@@ -187,7 +200,8 @@ class LambdaRuntime:
             return b""
         spec = _describe(function)
         if invocation_type == "Event":
-            threading.Thread(target=self._run, args=(spec, event), daemon=True).start()
+            dead_letter_arn = function.dead_letter_config.get("TargetArn")
+            threading.Thread(target=self._run_queued, args=(spec, event, dead_letter_arn), daemon=True).start()
             return b""
         outcome = self._run(spec, event)
         if "error" in outcome:
@@ -196,7 +210,8 @@ class LambdaRuntime:
         return outcome["result"].encode()
 
     def close(self) -> None:
-        """Stop every worker; call after the server stopped taking invocations."""
+        """Stop every worker, and the retries of queued invocations; call after the server stopped taking them."""
+        self._closed.set()
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
@@ -211,9 +226,49 @@ class LambdaRuntime:
                 pool = self._pools[spec.arn] = _Pool(spec, self._start_worker)
             return pool
 
-    def _run(self, spec: _Function, event: Any) -> dict:
+    def _run_queued(self, spec: _Function, event: Any, dead_letter_arn: str | None) -> None:
+        """An asynchronous invocation as Lambda runs it (invocation-async-error-handling.html): after a function
+        error, two more attempts, a minute and then two minutes later; after the last, the event goes to the
+        function's dead-letter queue, if it has one."""
+        request_id = str(uuid.uuid4())  # one request, however many attempts
+        for delay in (0, *ASYNC_RETRY_DELAYS_SECONDS):
+            if self._closed.wait(delay * self._wait_scale):
+                return
+            outcome = self._run(spec, event, request_id)
+            if "error" not in outcome:
+                return
+        if dead_letter_arn:
+            self._send_to_dead_letter_queue(dead_letter_arn, event, request_id, outcome["error"])
+
+    def _send_to_dead_letter_queue(self, target_arn: str, event: Any, request_id: str, error: dict) -> None:
+        """The event as it came, with the attributes Lambda adds (RequestID, ErrorCode: Invoke's status, 200 for a
+        function that ran and failed, ErrorMessage), on the SQS queue or SNS topic, through their APIs."""
+        message = (error["errorMessage"] or error["errorType"]).encode()[:DEAD_LETTER_MESSAGE_BYTES]
+        attributes = {
+            "RequestID": {"DataType": "String", "StringValue": request_id},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": message.decode(errors="ignore")},
+        }
+        arn = parse_arn(target_arn)
+        session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=arn.region
+        )
+        try:
+            if arn.service == "sns":
+                sns = session.client("sns", endpoint_url=self._endpoint_url)
+                sns.publish(TopicArn=target_arn, Message=json.dumps(event), MessageAttributes=attributes)
+            else:
+                sqs = session.client("sqs", endpoint_url=self._endpoint_url)
+                queue_url = sqs.get_queue_url(QueueName=arn.resource_id, QueueOwnerAWSAccountId=arn.account)
+                sqs.send_message(
+                    QueueUrl=queue_url["QueueUrl"], MessageBody=json.dumps(event), MessageAttributes=attributes
+                )
+        except ClientError:
+            pass  # Lambda counts it (DeadLetterErrors) and the event is lost
+
+    def _run(self, spec: _Function, event: Any, request_id: str | None = None) -> dict:
         pool = self._pool(spec)
-        request = {"event": event, "request_id": str(uuid.uuid4()), "invoked_function_arn": spec.arn}
+        request = {"event": event, "request_id": request_id or str(uuid.uuid4()), "invoked_function_arn": spec.arn}
         try:
             worker = pool.acquire()
         except _Failure as failure:

@@ -10,38 +10,97 @@ writes one). Each patch below names the moto internal it replaces
 and why. They all rely on moto's private layout, so moto is pinned exactly;
 ``applied()`` installs them for the life of one local cloud and puts everything
 back afterwards.
+
+Where moto and AWS's documentation disagree, the local cloud does what AWS
+documents, each with a probe in tests/integration/saga/localcloud/test_aws_parity.py:
+
+- States.Runtime and States.DataLimitExceeded are neither retried nor caught
+  (``_make_runtime_and_data_limit_errors_uncatchable``);
+- the 256 KiB payload quota is counted as compact JSON in UTF-8, up to and
+  including the limit (``_measure_payloads_as_utf8``), and covers a state's
+  input after InputPath and after Parameters too (``_limit_state_input_size``);
+- StopExecution ends an execution at once, ABORTED with the caller's error and
+  cause (``_stop_executions_at_once``), and a state machine's TimeoutSeconds ends
+  it TIMED_OUT, scaled like the other timeouts (``_time_out_executions``): the task
+  in flight is abandoned (``_abandon_tasks_of_ended_executions``), a retry wait
+  cut short (``_scale_time``), a late failure cannot turn the status into FAILED
+  (``_keep_ended_executions_ended``) and nothing follows the closing event in the
+  history (``_close_histories_at_their_end``). ``time_out_execution`` takes the
+  timeout path early, for tests;
+- a Standard execution's start and end put "Step Functions Execution Status
+  Change" events on the default event bus (``_publish_execution_status_changes``);
+  EventBridge skips disabled rules and invokes Lambda targets asynchronously, with
+  the target's RetryPolicy and dead-letter queue for deliveries that fail
+  (``_deliver_events_to_lambda_functions``); a function keeps its DeadLetterConfig
+  (``_keep_function_dead_letter_configs``), where the Lambda runtime sends an
+  asynchronous event whose attempts all failed.
+
+For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
+an SQS outage (``LocalCloud.fail_sends``).
 """
 
 import copy
+import datetime
 import functools
+import json
+import logging
 import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 from botocore.config import Config
 from moto.apigateway.models import apigateway_backends
+from moto.awslambda.exceptions import LambdaClientError
+from moto.awslambda.models import LambdaFunction
+from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.parsing import get_model_map
 from moto.core.common_models import CloudFormationModel
-from moto.core.utils import utcnow
+from moto.core.responses import ActionResult
+from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp, utcnow
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
+from moto.events.models import EventTemplateParser, Rule, events_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
+from moto.sqs.exceptions import SQSException
+from moto.sqs.models import sqs_backends
+from moto.sqs.responses import SQSResponse
 from moto.ssm.models import Parameter, ssm_backends
 from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType, StateMachineType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.catch.catch_outcome import CatchOutcome
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent, FailureEventException
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
+from moto.stepfunctions.parser.asl.component.common.parargs import Parargs
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.retry.retry_outcome import RetryOutcome
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+from moto.stepfunctions.parser.asl.component.program.program import Program
+from moto.stepfunctions.parser.asl.component.state import state as state_module
+from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
+from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped, ProgramTimedOut
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client
-from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+from moto.stepfunctions.parser.quotas import MAX_STATE_SIZE_UTF8_BYTES
+from moto.stepfunctions.parser.utils import TMP_THREADS
+from moto.stepfunctions.responses import StepFunctionResponse
+from moto.utilities.arns import parse_arn
 from werkzeug.serving import make_server
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
@@ -49,7 +108,25 @@ Invoker = Callable[[Any, Any, Any, dict], bytes]
 # Told each finished execution's ARN, once its status, output and stop date are recorded.
 ExecutionListener = Callable[[str], None]
 
+# Errors Step Functions neither retries nor catches, whatever a state's Retry or Catch names: the execution fails.
+UNCATCHABLE_ERRORS = frozenset({"States.Runtime", "States.DataLimitExceeded"})
+
+# History events that close an execution: nothing is recorded after one of them.
+_CLOSING_EVENTS = frozenset(
+    {
+        HistoryEventType.ExecutionSucceeded,
+        HistoryEventType.ExecutionFailed,
+        HistoryEventType.ExecutionAborted,
+        HistoryEventType.ExecutionTimedOut,
+    }
+)
+# How long a stop or a timeout waits for the interpreter to start, or to close the history: far more than it takes.
+_INTERPRETER_WAIT_SECONDS = 10
+# How often a state waiting for its task looks whether the execution has ended meanwhile.
+_ENDED_EXECUTION_POLL_SECONDS = 0.02
+
 _active = threading.Lock()
+_log = logging.getLogger(__name__)
 
 
 class MotoServer(ThreadedMotoServer):
@@ -79,17 +156,45 @@ class MotoServer(ThreadedMotoServer):
         self._server.serve_forever()
 
 
+class SendFaults:
+    """The SQS outages tests ask for (``LocalCloud.fail_sends``): how many of the next SendMessage requests to
+    each queue fail. Queues are told apart by name, the last part of their URL, as moto finds them."""
+
+    def __init__(self) -> None:
+        self._remaining: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def fail(self, queue_url: str, count: int) -> None:
+        with self._lock:
+            self._remaining[queue_url.rstrip("/").rsplit("/", 1)[-1]] = count
+
+    def clear(self) -> None:
+        with self._lock:
+            self._remaining.clear()
+
+    def take(self, queue_name: str) -> bool:
+        """Whether this request to the queue is one that fails; it counts as one."""
+        with self._lock:
+            left = self._remaining.get(queue_name, 0)
+            if left > 0:
+                self._remaining[queue_name] = left - 1
+            return left > 0
+
+
 @contextmanager
 def applied(
     invoker: Invoker,
     wait_scale: float,
     timeout_scale: float,
+    send_faults: SendFaults,
     *,
     cache_definitions: bool = True,
     reuse_clients: bool = True,
     on_execution_end: ExecutionListener | None = None,
 ) -> Iterator[None]:
     """Install every patch; only one local cloud per process, since moto's backends are process-wide.
+
+    ``send_faults`` holds the SQS sends the local cloud's ``fail_sends`` asks to fail.
 
     ``cache_definitions=False`` leaves moto parsing the definition on every execution,
     ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, and
@@ -103,8 +208,20 @@ def applied(
             _execute_cloudformation_state_machines(undo)
             _deploy_api_gateway_stages(undo)
             _scale_time(wait_scale, timeout_scale, undo)
+            _time_out_executions(timeout_scale, undo)
+            _stop_executions_at_once(undo)
+            _keep_ended_executions_ended(undo)
+            _close_histories_at_their_end(undo)
+            _abandon_tasks_of_ended_executions(undo)
+            _publish_execution_status_changes(undo)
+            _deliver_events_to_lambda_functions(wait_scale, undo)
+            _keep_function_dead_letter_configs(undo)
+            _fail_sqs_sends(send_faults, undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
+            _make_runtime_and_data_limit_errors_uncatchable(undo)
+            _measure_payloads_as_utf8(undo)
+            _limit_state_input_size(undo)
             if cache_definitions:
                 _cache_parsed_definitions(undo)
             if reuse_clients:
@@ -181,17 +298,415 @@ def _deploy_api_gateway_stages(undo: ExitStack) -> None:
 
 def _scale_time(wait_scale: float, timeout_scale: float, undo: ExitStack) -> None:
     """Retry waits (``time.sleep`` in ``retrier_decl``) and task ``TimeoutSeconds`` really wait;
-    scaling them keeps the order of events and makes runs fast."""
-    if wait_scale != 1.0:
-        scaled_time = types.SimpleNamespace(**vars(time))
-        scaled_time.sleep = lambda seconds: time.sleep(seconds * wait_scale)
-        _replace(undo, retrier_decl, "time", scaled_time)
+    scaling them keeps the order of events and makes runs fast.
+
+    A retry wait also ends when its execution does (StopExecution, the execution's own timeout), so the
+    execution closes at once as on Step Functions instead of after the interval: ``RetrierDecl._eval_body``
+    notes its environment for the wait, which waits on that environment's ``program_state_event``, as moto's
+    Wait state does (``set_stop`` and ``set_timed_out`` pulse it)."""
+    retrying = threading.local()
+    eval_retrier = retrier_decl.RetrierDecl.__dict__["_eval_body"]
+
+    def _eval_body(self, env) -> None:
+        retrying.env = env
+        eval_retrier(self, env)
+
+    def sleep(seconds: float) -> None:
+        env = retrying.env
+        deadline = time.monotonic() + seconds * wait_scale
+        while env.is_running() and (left := deadline - time.monotonic()) > 0:
+            env.program_state_event.wait(left)
+
+    retry_time = types.SimpleNamespace(**vars(time))
+    retry_time.sleep = sleep
+    _replace(undo, retrier_decl.RetrierDecl, "_eval_body", _eval_body)
+    _replace(undo, retrier_decl, "time", retry_time)
     if timeout_scale != 1.0:
 
         def _eval_seconds(self, env):
             return self.timeout_seconds * timeout_scale
 
         _replace(undo, TimeoutSeconds, "_eval_seconds", _eval_seconds)
+
+
+def _stop_executions_at_once(undo: ExitStack) -> None:
+    """StopExecution ends an execution at once: DescribeExecution then says ABORTED, with the error and cause
+    the caller gave, and the response carries the stopDate. moto's ``StepFunctionResponse.stop_execution``
+    drops the error and cause, and the parser's ``Execution.stop`` only signals the interpreter, so the status
+    changed when the state in flight returned (never, for a task waiting for its token), without a stop date.
+    Here the status changes together with the interpreter's own state, under the lock it changes it with, and
+    StopExecution answers once the interpreter has closed the history with ExecutionAborted (promptly: see
+    ``_abandon_tasks_of_ended_executions``)."""
+
+    def stop_execution(self) -> ActionResult:
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        stop_date = datetime.datetime.now(datetime.UTC)
+        execution.stop(stop_date=stop_date, error=self._get_param("error"), cause=self._get_param("cause"))
+        return ActionResult({"stopDate": execution.stop_date})
+
+    def stop(self, stop_date: datetime.datetime, error: str | None, cause: str | None) -> None:
+        env = _interpreter_environment(self)
+        if env is None:
+            return
+        with env._state_mutex:
+            if not env.is_running():
+                return
+            self.exec_status = ExecutionStatus.ABORTED
+            self.stop_date, self.error, self.cause = stop_date, error, cause
+            env.set_stop(stop_date=stop_date, cause=cause, error=error)
+        env.event_manager.closed.wait(_INTERPRETER_WAIT_SECONDS)
+
+    _replace(undo, StepFunctionResponse, "stop_execution", stop_execution)
+    _replace(undo, Execution, "stop", stop)
+
+
+def _interpreter_environment(execution: Any) -> Any:
+    """The interpreter's ``Environment`` of a running execution, or None once the execution has closed.
+
+    StartExecution answers before the interpreter's thread has made the environment and started the program,
+    and ``set_stop``/``set_timed_out`` do nothing to a program that has not started: so this waits for both."""
+    deadline = time.monotonic() + _INTERPRETER_WAIT_SECONDS
+    while execution.exec_status == ExecutionStatus.RUNNING and time.monotonic() < deadline:
+        env = execution.exec_worker.env
+        if env is not None and env.program_state() is not None:
+            return env
+        time.sleep(0.001)
+    return None
+
+
+def _keep_ended_executions_ended(undo: ExitStack) -> None:
+    """A stopped or timed-out execution stays ABORTED or TIMED_OUT. In moto, ``Environment.set_error`` and
+    ``set_timed_out`` replace whatever state the program is in (a task failing after StopExecution turned
+    ABORTED into FAILED), and ``_reflect_execution_status`` replaces what StopExecution recorded. Now an
+    error or a timeout only ends a running program, and what StopExecution recorded stands."""
+    set_error = Environment.__dict__["set_error"]
+    set_timed_out = Environment.__dict__["set_timed_out"]
+    reflect_execution_status = BaseExecutionWorkerCommunication.__dict__["_reflect_execution_status"]
+
+    def _set_error(self, error) -> None:
+        with self._state_mutex:
+            if not isinstance(self._program_state, ProgramStopped | ProgramTimedOut):
+                set_error(self, error)
+
+    def _set_timed_out(self) -> None:
+        with self._state_mutex:
+            if self.is_running():
+                set_timed_out(self)
+
+    def _reflect_execution_status(self) -> None:
+        if self.execution.exec_status != ExecutionStatus.ABORTED:
+            reflect_execution_status(self)
+
+    _replace(undo, Environment, "set_error", _set_error)
+    _replace(undo, Environment, "set_timed_out", _set_timed_out)
+    _replace(undo, BaseExecutionWorkerCommunication, "_reflect_execution_status", _reflect_execution_status)
+
+
+def _close_histories_at_their_end(undo: ExitStack) -> None:
+    """An execution's history ends with its closing event (ExecutionSucceeded, -Failed, -Aborted, -TimedOut).
+    moto's ``EventManager.add_event`` let a task that was in flight when the execution stopped add its result
+    after ExecutionAborted. Now a history takes nothing after its closing event, and ``EventManager.closed``
+    is set then, for whoever waits for the history to be complete."""
+    event_manager_init = EventManager.__dict__["__init__"]
+    add_event = EventManager.__dict__["add_event"]
+    closing = threading.Lock()  # one for every history: adding an event takes microseconds
+
+    def __init__(self, *args, **kwargs) -> None:
+        event_manager_init(self, *args, **kwargs)
+        self.closed = threading.Event()
+
+    def _add_event(self, context, event_type, *args, **kwargs) -> int:
+        with closing:
+            if self.closed.is_set():
+                return context.last_published_event_id
+            event_id = add_event(self, context, event_type, *args, **kwargs)
+            if event_type in _CLOSING_EVENTS:
+                self.closed.set()
+            return event_id
+
+    _replace(undo, EventManager, "__init__", __init__)
+    _replace(undo, EventManager, "add_event", _add_event)
+
+
+def _abandon_tasks_of_ended_executions(undo: ExitStack) -> None:
+    """When an execution is stopped or times out, Step Functions closes it without waiting for the task in
+    flight. moto's ``ExecutionState._evaluate_with_timeout`` waits for the task (or its TimeoutSeconds) on an
+    event nothing else sets, so the execution closed only when the task returned, and a task waiting for a
+    token never did. The wait now also ends when the execution does; the task's thread finishes on its own,
+    and ``_close_histories_at_their_end`` keeps its late result out of the history."""
+    evaluate_with_timeout = ExecutionState.__dict__["_evaluate_with_timeout"]
+
+    def _evaluate_with_timeout(self, env) -> None:
+        finished = threading.Event()
+        failures: list[BaseException] = []
+
+        def evaluate() -> None:
+            try:
+                evaluate_with_timeout(self, env)
+            except BaseException as failure:  # handed to the state's own thread, as if raised there
+                failures.append(failure)
+            finally:
+                finished.set()
+
+        threading.Thread(target=evaluate, daemon=True).start()
+        while not finished.wait(_ENDED_EXECUTION_POLL_SECONDS):
+            if not env.is_running():
+                return
+        if failures:
+            raise failures[0]
+
+    _replace(undo, ExecutionState, "_evaluate_with_timeout", _evaluate_with_timeout)
+
+
+def _time_out_executions(timeout_scale: float, undo: ExitStack) -> None:
+    """A state machine's top-level TimeoutSeconds ends its execution TIMED_OUT, with ExecutionTimedOut last in
+    its history. ``Program.eval`` enforces it by joining the interpreter's thread with that timeout, read
+    straight from the definition (so ``timeout_scale`` never reached it), and reports TIMED_OUT at once while
+    the interpreter writes ExecutionTimedOut moments later. Here the timeout is scaled like a task's, and the
+    status waits (briefly) for that last event, so whoever sees TIMED_OUT finds the history closed."""
+
+    def eval(self, env) -> None:
+        timeout = self.timeout_seconds.timeout_seconds * timeout_scale if self.timeout_seconds else None
+        env.next_state_name = self.start_at.start_at_name
+        interpreter = threading.Thread(target=EvalComponent.eval, args=(self, env), daemon=True)
+        TMP_THREADS.append(interpreter)
+        interpreter.start()
+        interpreter.join(timeout=timeout)
+        if interpreter.is_alive():
+            env.set_timed_out()
+            interpreter.join(timeout=_INTERPRETER_WAIT_SECONDS)
+
+    _replace(undo, Program, "eval", eval)
+
+
+def _publish_execution_status_changes(undo: ExitStack) -> None:
+    """Step Functions puts a "Step Functions Execution Status Change" event on the account's default event bus as
+    a Standard workflow's execution starts and as it ends, its detail "the same information as the DescribeExecution
+    API" (cw-events.html), so EventBridge rules can act on it; moto's Step Functions puts none. The parser's
+    ``Execution.start`` and ``BaseExecutionWorkerCommunication.terminated`` (where the interpreter's thread has
+    recorded the end) now put them; Express workflows put none, as on AWS."""
+    start = Execution.__dict__["start"]
+    terminated = BaseExecutionWorkerCommunication.__dict__["terminated"]
+
+    def _start(self) -> None:
+        start(self)
+        _put_status_change(self, ExecutionStatus.RUNNING)  # by now the interpreter may even have ended it
+
+    def _terminated(self) -> None:
+        terminated(self)
+        _put_status_change(self.execution, self.execution.exec_status)
+
+    _replace(undo, Execution, "start", _start)
+    _replace(undo, BaseExecutionWorkerCommunication, "terminated", _terminated)
+
+
+def _put_status_change(execution: Any, status: ExecutionStatus) -> None:
+    if execution.sm_type == StateMachineType.EXPRESS:
+        return
+    ended = status != ExecutionStatus.RUNNING
+    succeeded = status == ExecutionStatus.SUCCEEDED
+    detail = {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": status.value,
+        "startDate": _epoch_millis(execution.start_date),
+        "stopDate": _epoch_millis(execution.stop_date) if ended else None,
+        "input": json.dumps(execution.input_data, separators=(",", ":")),
+        "inputDetails": {"included": True},
+        "output": json.dumps(execution.output, separators=(",", ":")) if succeeded else None,
+        "outputDetails": {"included": True} if succeeded else None,
+        "error": execution.error if ended else None,
+        "cause": execution.cause if ended else None,
+    }
+    entry = {
+        "Source": "aws.states",
+        "DetailType": "Step Functions Execution Status Change",
+        "Detail": json.dumps(detail),
+        "Resources": [execution.exec_arn],
+    }
+    try:
+        events_backends[execution.account_id][execution.region_name].put_events([entry])
+    except Exception:  # a target moto cannot deliver to: the execution goes on, as with a best-effort event
+        _log.exception("could not deliver the status change of %s", execution.exec_arn)
+
+
+def _epoch_millis(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _deliver_events_to_lambda_functions(wait_scale: float, undo: ExitStack) -> None:
+    """EventBridge skips a DISABLED rule and invokes a Lambda function target asynchronously (InvocationType Event:
+    Lambda queues the event, retries the function's errors and uses the function's own dead-letter queue).
+    moto's ``Rule.send_to_targets`` delivers through disabled rules and, inside the PutEvents call, raises
+    NotImplementedError for a function. Function targets are now invoked from threads of their own; other targets
+    keep moto's delivery. A delivery that fails is retried as the target's RetryPolicy says if EventBridge retries
+    that error (throttling, a 5xx), its back-off scaled by ``wait_scale``; then, or at once for an error retrying
+    cannot mend (no such function), the event goes to the target's DeadLetterConfig queue (eb-rule-dlq.html)."""
+    send_to_targets = Rule.__dict__["send_to_targets"]
+    closing = threading.Event()  # set as the local cloud closes: retries waiting then give up
+    undo.callback(closing.set)
+
+    def _send_to_targets(self, original_event: dict, transform_input: bool = True) -> None:
+        if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+            return
+        functions = [target for target in self.targets if parse_arn(target["Arn"]).service == "lambda"]
+        if len(functions) < len(self.targets):
+            others = copy.copy(self)
+            others.targets = [target for target in self.targets if target not in functions]
+            send_to_targets(others, original_event, transform_input)
+        for target in functions:
+            event = _function_input(target, original_event) if transform_input else original_event
+            delivery = (self.arn, target, event, wait_scale, closing)
+            threading.Thread(target=_deliver_to_function, args=delivery, daemon=True).start()
+
+    _replace(undo, Rule, "send_to_targets", _send_to_targets)
+
+
+def _function_input(target: dict, event: Any) -> Any:
+    """What EventBridge passes a target: the event (its time in ISO 8601, as moto's SQS delivery writes it),
+    the target's constant Input, or its InputTransformer's output."""
+    if "Input" in target:
+        return json.loads(target["Input"])
+    event = {**event, "time": iso_8601_datetime_without_milliseconds(utcfromtimestamp(int(float(event["time"]))))}
+    transformer = target.get("InputTransformer")
+    if transformer is None:
+        return event
+    return EventTemplateParser.parse(transformer.get("InputTemplate"), transformer.get("InputPathsMap", {}), event)
+
+
+class _DeliveryFailure(NamedTuple):
+    code: str  # EventBridge's ERROR_CODE
+    message: str
+    retriable: bool
+
+
+def _deliver_to_function(rule_arn: str, target: dict, event: Any, wait_scale: float, closing: threading.Event) -> None:
+    """Hand one event to a function as EventBridge does (eb-rule-retry-policy.html, eb-rule-dlq.html): retry an
+    error it retries until the target's MaximumRetryAttempts (185) or MaximumEventAgeInSeconds (86,400) runs out,
+    backing off exponentially from 1 s to 5 minutes (EventBridge publishes no figures; no jitter, so tests can
+    count); then, or at once for any other error, send the event to the target's dead-letter queue."""
+    policy = {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86_400, **target.get("RetryPolicy", {})}
+    retries, waited = 0, 0.0
+    while (failure := _invoke_asynchronously(target["Arn"], event)) is not None:
+        delay = min(2.0**retries, 300.0)
+        if not failure.retriable:
+            exhausted = None
+        elif retries >= policy["MaximumRetryAttempts"]:
+            exhausted = "MaximumRetryAttempts"
+        elif waited + delay > policy["MaximumEventAgeInSeconds"]:
+            exhausted = "MaximumEventAgeInSeconds"
+        elif closing.wait(delay * wait_scale):
+            return
+        else:
+            retries, waited = retries + 1, waited + delay
+            continue
+        _send_to_rule_dead_letter_queue(rule_arn, target, event, failure, retries, exhausted)
+        return
+
+
+def _invoke_asynchronously(function_arn: str, event: Any) -> _DeliveryFailure | None:
+    """Invoke with InvocationType Event, through the Lambda backend the API uses; None once Lambda took the event."""
+    arn = parse_arn(function_arn)
+    try:
+        get_lambda_backend(arn.account, arn.region).invoke(
+            function_arn, None, json.dumps(event), {"X-Amz-Invocation-Type": "Event"}, {}
+        )
+    except LambdaClientError as error:
+        status = int(error.code)
+        code = {404: "NO_RESOURCE", 429: "THROTTLING"}.get(status, "SDK_CLIENT_ERROR")
+        return _DeliveryFailure(code, error.message, retriable=status == 429 or status >= 500)
+    except Exception as error:  # the Lambda service itself failing: a 5xx, which EventBridge retries
+        return _DeliveryFailure("INTERNAL_ERROR", str(error), retriable=True)
+    return None
+
+
+def _send_to_rule_dead_letter_queue(
+    rule_arn: str, target: dict, event: Any, failure: _DeliveryFailure, retries: int, exhausted: str | None
+) -> None:
+    """The event, with the attributes EventBridge adds (eb-rule-dlq.html), on the target's SQS dead-letter queue;
+    without one, EventBridge drops the event."""
+    dead_letter_arn = target.get("DeadLetterConfig", {}).get("Arn")
+    if not dead_letter_arn:
+        return
+    attributes = {
+        "RULE_ARN": rule_arn,
+        "TARGET_ARN": target["Arn"],
+        "ERROR_CODE": failure.code,
+        "ERROR_MESSAGE": failure.message,
+        "RETRY_ATTEMPTS": str(retries),
+    }
+    if exhausted is not None:
+        attributes["EXHAUSTED_RETRY_CONDITION"] = exhausted
+    queue = parse_arn(dead_letter_arn)
+    message_attributes = {name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()}
+    try:
+        sqs_backends[queue.account][queue.region].send_message(
+            queue.resource_id, json.dumps(event), message_attributes=message_attributes
+        )
+    except SQSException:  # no such queue: EventBridge counts it (InvocationsFailedToBeSentToDLQ) and drops the event
+        _log.warning("could not send an undelivered event to %s", dead_letter_arn)
+
+
+def _keep_function_dead_letter_configs(undo: ExitStack) -> None:
+    """Lambda keeps a function's DeadLetterConfig (CreateFunction, UpdateFunctionConfiguration, the CloudFormation
+    property) and sends there the asynchronous events it gives up on; moto 5.2.5 drops it in all three. It is kept
+    as ``LambdaFunction.dead_letter_config`` ({} for none), which GetFunctionConfiguration shows and the local
+    cloud's Lambda runtime sends to."""
+    init = LambdaFunction.__dict__["__init__"]
+    update_configuration = LambdaFunction.__dict__["update_configuration"]
+    get_configuration = LambdaFunction.__dict__["get_configuration"]
+    create_from_cloudformation_json = LambdaFunction.__dict__["create_from_cloudformation_json"].__func__
+
+    def __init__(self, account_id, spec, *args, **kwargs) -> None:
+        init(self, account_id, spec, *args, **kwargs)
+        self.dead_letter_config = spec.get("DeadLetterConfig") or {}
+
+    def _update_configuration(self, config_updates: dict) -> dict:
+        self.dead_letter_config = config_updates.get("DeadLetterConfig", self.dead_letter_config)
+        return update_configuration(self, config_updates)
+
+    def _get_configuration(self, *args, **kwargs) -> dict:
+        configuration = get_configuration(self, *args, **kwargs)
+        if self.dead_letter_config.get("TargetArn"):
+            configuration["DeadLetterConfig"] = {"TargetArn": self.dead_letter_config["TargetArn"]}
+        return configuration
+
+    def _create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kwargs):
+        function = create_from_cloudformation_json(cls, resource_name, cloudformation_json, *args, **kwargs)
+        function.dead_letter_config = cloudformation_json["Properties"].get("DeadLetterConfig") or {}
+        return function
+
+    _replace(undo, LambdaFunction, "__init__", __init__)
+    _replace(undo, LambdaFunction, "update_configuration", _update_configuration)
+    _replace(undo, LambdaFunction, "get_configuration", _get_configuration)
+    _replace(undo, LambdaFunction, "create_from_cloudformation_json", classmethod(_create_from_cloudformation_json))
+
+
+def _fail_sqs_sends(faults: SendFaults, undo: ExitStack) -> None:
+    """Lets a test make SQS fail as it does when it cannot take a message: the SendMessage requests ``faults`` names
+    are answered, before moto's backend stores anything, with the server error every AWS API may answer
+    (ServiceUnavailable, HTTP 503: "The request has failed due to a temporary failure of the server"), which SDKs
+    retry and a Step Functions task reports as its error. Wraps ``SQSResponse.send_message``."""
+    send_message = SQSResponse.__dict__["send_message"]
+    unavailable = json.dumps(
+        {
+            "__type": "com.amazonaws.sqs#ServiceUnavailable",
+            "message": "The request has failed due to a temporary failure of the server.",
+        }
+    )
+    headers = {
+        "status": 503,
+        "Content-Type": "application/x-amz-json-1.0",
+        "x-amzn-query-error": "ServiceUnavailable;Receiver",  # SQS's JSON protocol names the error here too
+    }
+
+    def _send_message(self) -> Any:
+        if faults.take(self._get_queue_name()):
+            return unavailable, dict(headers)
+        return send_message(self)
+
+    _replace(undo, SQSResponse, "send_message", _send_message)
 
 
 def _transact_without_copying_tables(undo: ExitStack) -> None:
@@ -237,6 +752,87 @@ def _touched_items(backend: Any, transact_items: list[dict]) -> list[tuple[str, 
                 continue
             touched.append((operation["TableName"], key, copy.deepcopy(item)))
     return touched
+
+
+def _make_runtime_and_data_limit_errors_uncatchable(undo: ExitStack) -> None:
+    """Step Functions neither retries nor catches States.Runtime (a path that selects nothing, say) and
+    States.DataLimitExceeded (a payload over the quota): the execution fails with them. moto's
+    ``ErrorEqualsDecl`` matches them like any other error, so a Catch on States.ALL ran its Next state.
+    ``ExecutionState._handle_retry`` and ``_handle_catch`` see every failure of a Task, Map or Parallel
+    state, whole; they now answer that these cannot be retried and were not caught."""
+    handle_retry = ExecutionState.__dict__["_handle_retry"]
+    handle_catch = ExecutionState.__dict__["_handle_catch"]
+
+    def _handle_retry(self, env, failure_event: FailureEvent) -> RetryOutcome:
+        if _is_uncatchable(failure_event):
+            return RetryOutcome.CannotRetry
+        return handle_retry(self, env, failure_event)
+
+    def _handle_catch(self, env, failure_event: FailureEvent) -> None:
+        if _is_uncatchable(failure_event):
+            env.stack.append(CatchOutcome.NotCaught)  # where ExecutionState._eval_state reads the outcome
+            return
+        handle_catch(self, env, failure_event)
+
+    _replace(undo, ExecutionState, "_handle_retry", _handle_retry)
+    _replace(undo, ExecutionState, "_handle_catch", _handle_catch)
+
+
+def _is_uncatchable(failure_event: FailureEvent) -> bool:
+    return failure_event.error_name is not None and failure_event.error_name.error_name in UNCATCHABLE_ERRORS
+
+
+def _measure_payloads_as_utf8(undo: ExitStack) -> None:
+    """Step Functions limits a task's, a state's and an execution's input and output to 262,144 bytes "of data
+    as a UTF-8 encoded string". moto's ``quotas.is_within_size_quota`` measures ``json.dumps`` output, whose
+    ", " and ": " separators and \\u escapes make a payload look bigger than the compact JSON Step Functions
+    passes on, and refuses exactly 262,144 bytes. Measured here as compact JSON in UTF-8, up to and including
+    the quota. moto's modules import the function by name, so each gets this one."""
+
+    def is_within_size_quota(value: Any) -> bool:
+        return _utf8_size(value) <= MAX_STATE_SIZE_UTF8_BYTES
+
+    for module in (state_module, state_task_service, state_task_lambda):
+        _replace(undo, module, "is_within_size_quota", is_within_size_quota)
+
+
+def _utf8_size(value: Any) -> int:
+    """A payload's size as Step Functions counts it: a string as it is, anything else as compact JSON; in UTF-8."""
+    if not isinstance(value, str):
+        value = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return len(value.encode())
+
+
+def _limit_state_input_size(undo: ExitStack) -> None:
+    """Step Functions' payload quota covers "input data when scheduling a task, entering a state", and its error
+    handling names "the state input is larger than the payload size quota after Parameters processing" as a cause
+    of States.DataLimitExceeded; moto checks outputs only. The input is checked where a state takes it in
+    (``CommonStateField._eval_state_input``, after InputPath) and where Parameters or Arguments make a task's,
+    Pass's, Map's or Parallel's effective input (``Parargs._eval_body``)."""
+    eval_state_input = CommonStateField.__dict__["_eval_state_input"]
+    eval_parargs = Parargs.__dict__["_eval_body"]
+
+    def _eval_state_input(self, env) -> None:
+        eval_state_input(self, env)
+        _check_input_size(env, f"The state '{self.name}'")
+
+    def _eval_body(self, env) -> None:
+        eval_parargs(self, env)
+        _check_input_size(env, f"The Parameters of state '{env.next_state_name}'")
+
+    _replace(undo, CommonStateField, "_eval_state_input", _eval_state_input)
+    _replace(undo, Parargs, "_eval_body", _eval_body)
+
+
+def _check_input_size(env: Any, whose: str) -> None:
+    """Fail with States.DataLimitExceeded if the value just put on the stack is over the payload quota."""
+    if _utf8_size(env.stack[-1]) <= MAX_STATE_SIZE_UTF8_BYTES:
+        return
+    error = StatesErrorNameType.StatesStatesDataLimitExceeded
+    cause = f"{whose} has an input larger than the maximum number of bytes service limit ({MAX_STATE_SIZE_UTF8_BYTES})."
+    failed = TaskFailedEventDetails(error=error.to_name(), cause=cause)
+    details = EventDetails(taskFailedEventDetails=failed)  # type: ignore[typeddict-item]  # one key, as moto does
+    raise FailureEventException(FailureEvent(env, StatesErrorName(typ=error), HistoryEventType.TaskFailed, details))
 
 
 def _cache_parsed_definitions(undo: ExitStack) -> None:
@@ -364,3 +960,20 @@ def forget_execution(account: str, region: str, execution_arn: str) -> None:
                 state_machine.executions.remove(execution)
                 return
     raise LookupError(f"no execution {execution_arn}")
+
+
+def time_out_execution(account: str, region: str, execution_arn: str) -> None:
+    """End a running execution as its own TimeoutSeconds running out would, through the same path
+    (``Environment.set_timed_out``, what ``Program.eval`` calls at the deadline): TIMED_OUT, ExecutionTimedOut last
+    in its history, the task in flight abandoned. A test aid, for a timeout at a moment the test chooses; returns
+    once the status is recorded."""
+    execution: Any = stepfunctions_parser_backends[account][region].describe_execution(execution_arn)
+    env = _interpreter_environment(execution)
+    if env is None:
+        raise ValueError(f"{execution_arn} is not running")
+    env.set_timed_out()
+    deadline = time.monotonic() + _INTERPRETER_WAIT_SECONDS
+    while execution.exec_status == ExecutionStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.005)
+    if execution.exec_status != ExecutionStatus.TIMED_OUT:
+        raise ValueError(f"{execution_arn} ended {execution.exec_status.value} before it could time out")
