@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { ExecutionError, ExecutionTimeoutError, StateMachine } from 'aws-local-stepfunctions';
 
 const send = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+for (const level of ['log', 'info', 'debug']) console[level] = console.error; // stdout carries only the protocol
 const waiting = new Map(); // call number -> the Task's promise, settled by Python's answer
 let calls = 0;
 let machine;

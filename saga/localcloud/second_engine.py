@@ -41,6 +41,7 @@ _FUNCTION = re.compile(r"arn:aws[\w-]*:lambda:[\w-]+:\d{12}:function:[\w-]+(:[\w
 _FAIL_SCRATCH = "$.second_engine_fail"  # where a split Fail state's Pass leaves the error and cause it computed
 _FAIL_SUFFIX = ":Fail"  # the Fail state that follows it, named after it
 _STARTUP_SECONDS = 60
+_ERROR_LINE = re.compile(r"\w*Error\b")  # how Node's report of an uncaught error begins: "Error [ERR_...]: ..."
 # A call lasts as long as the function may run (Lambda allows 15 minutes); a failed one is not retried here, since
 # Step Functions' own Retry decides that.
 _LAMBDA_CONFIG = Config(read_timeout=960, retries={"total_max_attempts": 1}, max_pool_connections=64)
@@ -147,17 +148,16 @@ class Execution:
 
     execution_id: str
     document: dict
-    _engine: "SecondEngine"
+    _outcome: Outcome | None = None
     _ended: threading.Event = field(default_factory=threading.Event)
-    _end: dict = field(default_factory=dict)
 
     def wait(self, timeout: float = 300) -> Outcome:
-        if not self._ended.wait(timeout):
+        if not self._ended.wait(timeout) or self._outcome is None:
             raise TimeoutError(f"{self.execution_id} did not end within {timeout} s")
-        return self._engine.outcome(self, self._end)
+        return self._outcome
 
-    def finish(self, end: dict) -> None:
-        self._end = end
+    def finish(self, outcome: Outcome) -> None:
+        self._outcome = outcome
         self._ended.set()
 
 
@@ -190,14 +190,15 @@ class SecondEngine:
         self._tasks = ThreadPoolExecutor(32, thread_name_prefix="second-engine-task")
         self._ready = threading.Event()
         self._startup: dict = {}
-        self._complaints: deque[str] = deque(maxlen=5)  # Node's last lines on stderr, which say why it stopped
+        self._complaints: deque[str] = deque(maxlen=50)  # Node's last lines on stderr, which say why it stopped
         threading.Thread(target=self._read, name="second-engine-reader", daemon=True).start()
-        threading.Thread(target=self._read_complaints, name="second-engine-stderr", daemon=True).start()
+        self._complaining = threading.Thread(target=self._read_complaints, name="second-engine-stderr", daemon=True)
+        self._complaining.start()
         with contextlib.suppress(BrokenPipeError):  # a Node that exited at once: its stderr says why
             self._send({"definition": self._definition, "prepared": prepared})
         if not self._ready.wait(_STARTUP_SECONDS) or self._startup.get("op") != "ready":
             self.close()
-            raise SecondEngineUnavailable(f"the second engine did not start: {self._startup_failure()}")
+            raise SecondEngineUnavailable(f"the second engine did not start: {self._why_stopped()}")
 
     def __enter__(self) -> "SecondEngine":
         return self
@@ -222,7 +223,7 @@ class SecondEngine:
         machine's name plus ``/alsf`` (no Step Functions execution can have it) and unique to this run."""
         machine_name = self._state_machine_arn.rsplit(":", 1)[-1]
         prefix = self._state_machine_arn.replace(":stateMachine:", ":execution:").removesuffix(machine_name)
-        execution = Execution(f"{prefix}{machine_name}/{NAME}:{name}:{uuid.uuid4()}", document, self)
+        execution = Execution(f"{prefix}{machine_name}/{NAME}:{name}:{uuid.uuid4()}", document)
         self._executions[execution.execution_id] = execution
         context = {
             "Execution": {"Id": execution.execution_id, "Name": name},
@@ -231,7 +232,7 @@ class SecondEngine:
         self._send({"op": "start", "execution": execution.execution_id, "input": document, "context": context})
         return execution
 
-    def outcome(self, execution: Execution, end: dict) -> Outcome:
+    def _outcome(self, execution: Execution, end: dict) -> Outcome:
         """How an execution ended, in the shape ``saga.bookings`` reads a Step Functions execution into."""
         return Outcome(
             booking_id=str(execution.document.get("booking_id")),
@@ -273,14 +274,15 @@ class SecondEngine:
             if message["op"] == "call":
                 self._tasks.submit(self._answer, message)
             elif message["op"] == "done":
-                self._executions.pop(message["execution"]).finish(message)
+                execution = self._executions.pop(message["execution"])
+                execution.finish(self._outcome(execution, message))
             else:
                 self._startup = message
                 self._ready.set()
         self._ready.set()
-        cause = f"the second engine's Node process exited: {self._startup_failure()}"
+        stopped = {"status": "FAILED", "error": "SecondEngine.Stopped", "cause": f"Node stopped: {self._why_stopped()}"}
         for execution in list(self._executions.values()):
-            execution.finish({"status": "FAILED", "error": "SecondEngine.Exited", "cause": cause})
+            execution.finish(self._outcome(execution, stopped))
 
     def _read_complaints(self) -> None:
         assert self._process.stderr is not None  # a pipe
@@ -288,10 +290,14 @@ class SecondEngine:
             if line.strip():
                 self._complaints.append(line.strip())
 
-    def _startup_failure(self) -> str:
+    def _why_stopped(self) -> str:
+        """In one line: why the runner refused the definition, else its last error on stderr, else its exit status."""
         if "error" in self._startup:
-            return self._startup["error"]
-        return self._complaints[-1] if self._complaints else f"exit status {self._process.poll()}"
+            return "; ".join(line.strip() for line in self._startup["error"].splitlines() if line.strip())
+        code = self._process.wait()
+        self._complaining.join(5)
+        errors = [line for line in self._complaints if _ERROR_LINE.match(line)]
+        return (errors or [f"exit status {code}"])[-1]
 
     def _answer(self, call: dict) -> None:
         """Run one Task as Step Functions would, and hand its result or its named error back to the engine."""
