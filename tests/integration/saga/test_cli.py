@@ -136,7 +136,7 @@ def test_status_and_history_of_a_parked_compensation(saga):
 
     code, out, _ = saga("status", "cli-stuck-1")
     assert code == 0
-    assert out.splitlines()[0] == "cli-stuck-1: COMPENSATION FAILED"
+    assert out.splitlines()[0] == "cli-stuck-1: PARKED"
     assert "failed at ProcessPayment: ChaosFailure: forced to fail by chaos.fail_at=payment" in out
     assert "Its state is in the dead-letter queue." in out
 
