@@ -14,133 +14,36 @@ invariant is checked from the tables and the dead-letter queue afterwards:
 
 The expected outcome comes from a small model of the saga, so a fault that
 changes an outcome it should not (a transient failure that is not retried, say)
-fails the test too. ``--schedules N`` sets how many schedules run (default 200).
+fails the test too (the schedules and the model: ``fault_schedules``). ``--schedules N`` sets how many schedules
+run (default 200).
 """
 
 import itertools
-import json
-from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from booking_saga import services
-from booking_saga.contract import default_contract
 from booking_saga.ledger import Ledger
 from saga.audit import audit
 from saga.bookings import start_booking, wait_for
+from tests.integration import fault_schedules
+from tests.integration.fault_schedules import (
+    PAYMENT_LIMIT,
+    SERVICES,
+    Expected,
+    Scenario,
+    document,
+    drain_dead_letters,
+    expected,
+    scenarios,
+)
 
-SERVICES = tuple(service.name for service in services.SERVICES)
-FUNCTIONS = default_contract().functions
-PAYMENT_LIMIT = 500_000  # the development stack's, in yen
-# A hung handler is stopped after 3 s (of 5), its task after 6 s (of 10): short enough to test
-# timeouts often, and 100 times what a handler takes, even on a busy 2-core machine.
-TIMEOUT_SCALE = 0.6
-RARELY = [None] * 15  # sampled_from(RARELY + values): the costly faults show up in about 1 schedule in 6
+TIMEOUT_SCALE = fault_schedules.TIMEOUT_SCALE  # the module's local cloud (conftest's ``cloud``) runs at it
 _numbers = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    seats: int
-    rooms: int
-    flight_capacity: int
-    hotel_capacity: int
-    amount: int
-    malformed: bool
-    chaos: dict = field(default_factory=dict)
-
-
-@st.composite
-def scenarios(draw) -> Scenario:
-    chaos = {
-        "fail_at": draw(st.sampled_from([*RARELY, *SERVICES])),
-        "fail_cancel": draw(st.sampled_from([*RARELY, *SERVICES])),
-        "timeout_after_write": draw(st.sampled_from([*RARELY, *SERVICES])),
-        "transient": draw(
-            st.dictionaries(
-                st.sampled_from(FUNCTIONS),
-                st.integers(1, 3),  # a reserve retries 3 times, so up to 3 transient failures change nothing
-                max_size=3,
-            )
-        ),
-        "duplicate": draw(st.lists(st.sampled_from(FUNCTIONS), unique=True, max_size=3)),
-    }
-    return Scenario(
-        seats=draw(st.integers(1, 9)),
-        rooms=draw(st.integers(1, 9)),
-        flight_capacity=draw(st.integers(0, 30)),  # mostly enough, sometimes too few or none
-        hotel_capacity=draw(st.integers(0, 30)),
-        amount=draw(st.sampled_from([100, 84_000, PAYMENT_LIMIT, PAYMENT_LIMIT + 1])),
-        malformed=draw(st.sampled_from([False] * 9 + [True])),
-        chaos={key: value for key, value in chaos.items() if value},
-    )
-
-
-@dataclass(frozen=True)
-class Expected:
-    verdict: str
-    held: frozenset[str]  # services still holding the booking
-    failure: str | None  # the error the failing reserve ends with
-
-
-def expected(scenario: Scenario) -> Expected:
-    """The saga as a model: where it fails, what each reserve wrote, which cancels run."""
-    chaos = scenario.chaos
-    if scenario.malformed:
-        return Expected("refused", frozenset(), "InvalidBooking")  # refused before anything is written
-    failed, wrote, failure = first_failure(scenario)
-    if failed is None:
-        return Expected("confirmed", frozenset(SERVICES), None)
-    position = SERVICES.index(failed)
-    reserved = set(SERVICES[:position]) | ({failed} if wrote else set())
-    for service in reversed(SERVICES[: position + 1]):  # the cancels, from the failed step's own
-        if chaos.get("fail_cancel") == service:
-            still = {s for s in reserved if SERVICES.index(s) <= SERVICES.index(service)}
-            return Expected("parked", frozenset(still), failure)
-    return Expected("compensated", frozenset(), failure)
-
-
-def first_failure(scenario: Scenario) -> tuple[str | None, bool, str | None]:
-    """The step that fails first, whether it wrote before failing, and its error; (None, False, None) if none does."""
-    sold_out = {"flight": scenario.seats > scenario.flight_capacity, "hotel": scenario.rooms > scenario.hotel_capacity}
-    for service in SERVICES:
-        if scenario.chaos.get("fail_at") == service:
-            return service, False, "ChaosFailure"
-        if sold_out.get(service):
-            return service, False, "SoldOut"
-        if service == "payment" and scenario.amount > PAYMENT_LIMIT:
-            return service, False, "PaymentDeclined"
-        if scenario.chaos.get("timeout_after_write") == service:
-            return service, True, "Sandbox.Timedout"
-    return None, False, None
-
-
-def document(booking_id: str, scenario: Scenario, flight_id: str, hotel_id: str) -> dict:
-    trip = {
-        "booking_id": booking_id,
-        "customer_id": "c-42",
-        "flight": {"flight_id": flight_id, "seats": scenario.seats},
-        "hotel": {"hotel_id": hotel_id, "rooms": scenario.rooms},
-        "payment": {"amount": scenario.amount, "currency": "JPY" if not scenario.malformed else "yen"},
-    }
-    return trip | ({"chaos": scenario.chaos} if scenario.chaos else {})
 
 
 def held(deployment, booking_id: str) -> dict[str, dict]:
     records = {service: deployment.ledger(service).record(booking_id) for service in SERVICES}
     return {service: record for service, record in records.items() if (record or {}).get("status") == "RESERVED"}
-
-
-def drain_dead_letters(deployment) -> list[dict]:
-    sqs, messages = deployment.client("sqs"), []
-    while batch := sqs.receive_message(
-        QueueUrl=deployment.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-    ).get("Messages", []):
-        for message in batch:
-            messages.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=deployment.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return messages
 
 
 def count_faults(figures, scenario: Scenario) -> None:
