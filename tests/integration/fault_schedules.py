@@ -3,7 +3,9 @@ booking and the faults injected into it, and a small model of the saga says how 
 
 A schedule is a booking (seats and rooms against a fresh flight and hotel of random capacity, an amount around
 the payment limit, sometimes malformed) and its chaos: transient failures, duplicate delivery, a reserve that
-times out after its write, a forced business failure, a cancel that fails for good.
+times out after its write, a forced business failure, a cancel that fails for good; and the ends no catch sees,
+which the reconciler finishes: an oversized state (States.DataLimitExceeded), a park that fails (ParkFailed), and
+the execution stopped or timed out from outside once it enters a given state.
 """
 
 import json
@@ -13,6 +15,7 @@ from hypothesis import strategies as st
 
 from booking_saga import services
 from booking_saga.contract import default_contract
+from booking_saga.reconciliation import RETRY_PAUSES
 
 SERVICES = tuple(service.name for service in services.SERVICES)
 FUNCTIONS = default_contract().functions
@@ -21,6 +24,10 @@ PAYMENT_LIMIT = 500_000  # the development stack's, in yen
 # timeouts often, and 100 times what a handler takes, even on a busy 2-core machine.
 TIMEOUT_SCALE = 0.6
 RARELY = [None] * 15  # sampled_from(RARELY + values): the costly faults show up in about 1 schedule in 6
+STATES = tuple(state for service in services.SERVICES for state in (service.reserve_state, service.cancel_state))
+INTERRUPTIONS = ("stop", "time out")
+RECONCILER_ATTEMPTS = 1 + len(RETRY_PAUSES)  # how often the reconciler tries a cancel before it parks the booking
+UNCAUGHT = "States.DataLimitExceeded"  # the error of an oversized state, which no catch sees
 
 
 @dataclass(frozen=True)
@@ -32,10 +39,13 @@ class Scenario:
     amount: int
     malformed: bool
     chaos: dict = field(default_factory=dict)
+    park_fails: bool = False  # SQS refuses the state machine's park and its retries, where it parks: ParkFailed
+    interrupt: tuple[str, str] | None = None  # ("stop" or "time out", a state): ended from outside once it enters it
 
 
 @st.composite
-def scenarios(draw) -> Scenario:
+def scenarios(draw, uncatchable: bool = True) -> Scenario:
+    """A schedule; with ``uncatchable=False`` none of the ends no catch sees (the reconciler's cases)."""
     chaos = {
         "fail_at": draw(st.sampled_from([*RARELY, *SERVICES])),
         "fail_cancel": draw(st.sampled_from([*RARELY, *SERVICES])),
@@ -48,7 +58,9 @@ def scenarios(draw) -> Scenario:
             )
         ),
         "duplicate": draw(st.lists(st.sampled_from(FUNCTIONS), unique=True, max_size=3)),
+        "oversized_result": draw(st.sampled_from([*RARELY, *SERVICES])) if uncatchable else None,
     }
+    interrupt = draw(st.sampled_from([*RARELY, *((how, at) for how in INTERRUPTIONS for at in STATES)]))
     return Scenario(
         seats=draw(st.integers(1, 9)),
         rooms=draw(st.integers(1, 9)),
@@ -57,6 +69,8 @@ def scenarios(draw) -> Scenario:
         amount=draw(st.sampled_from([100, 84_000, PAYMENT_LIMIT, PAYMENT_LIMIT + 1])),
         malformed=draw(st.sampled_from([False] * 9 + [True])),
         chaos={key: value for key, value in chaos.items() if value},
+        park_fails=uncatchable and draw(st.sampled_from([False] * 3 + [True])),
+        interrupt=interrupt if uncatchable else None,
     )
 
 
@@ -68,7 +82,9 @@ class Expected:
 
 
 def expected(scenario: Scenario) -> Expected:
-    """The saga as a model: where it fails, what each reserve wrote, which cancels run."""
+    """The saga as a model: where it fails, what each reserve wrote, which cancels run, and for an end no catch
+    sees, what the reconciler's cancels leave. An interrupted schedule has no model once its interruption lands:
+    the test checks what every end must satisfy instead."""
     chaos = scenario.chaos
     if scenario.malformed:
         return Expected("refused", frozenset(), "InvalidBooking")  # refused before anything is written
@@ -77,11 +93,24 @@ def expected(scenario: Scenario) -> Expected:
         return Expected("confirmed", frozenset(SERVICES), None)
     position = SERVICES.index(failed)
     reserved = set(SERVICES[:position]) | ({failed} if wrote else set())
+    if failure == UNCAUGHT:
+        return reconciled(scenario, reserved, failure)
     for service in reversed(SERVICES[: position + 1]):  # the cancels, from the failed step's own
         if chaos.get("fail_cancel") == service:
             still = {s for s in reserved if SERVICES.index(s) <= SERVICES.index(service)}
-            return Expected("parked", frozenset(still), failure)
+            return Expected("parked", frozenset(still), failure)  # by the state machine, or the reconciler
     return Expected("compensated", frozenset(), failure)
+
+
+def reconciled(scenario: Scenario, reserved: set[str], failure: str | None) -> Expected:
+    """What the reconciler leaves: every cancel, in reverse, each tried ``RECONCILER_ATTEMPTS`` times, until one
+    still fails (a cancel failing for good, or more transient failures than its attempts): then it parks."""
+    for service in reversed(SERVICES):
+        transient = scenario.chaos.get("transient", {}).get(f"{service}.cancel", 0)
+        if scenario.chaos.get("fail_cancel") == service or transient >= RECONCILER_ATTEMPTS:
+            still = {s for s in reserved if SERVICES.index(s) <= SERVICES.index(service)}
+            return Expected("parked", frozenset(still), failure)
+    return Expected("released", frozenset(), failure)
 
 
 def first_failure(scenario: Scenario) -> tuple[str | None, bool, str | None]:
@@ -94,8 +123,10 @@ def first_failure(scenario: Scenario) -> tuple[str | None, bool, str | None]:
             return service, False, "SoldOut"
         if service == "payment" and scenario.amount > PAYMENT_LIMIT:
             return service, False, "PaymentDeclined"
-        if scenario.chaos.get("timeout_after_write") == service:
+        if scenario.chaos.get("timeout_after_write") == service:  # the hang comes before the answer
             return service, True, "Sandbox.Timedout"
+        if scenario.chaos.get("oversized_result") == service:
+            return service, True, UNCAUGHT
     return None, False, None
 
 
