@@ -63,6 +63,8 @@ def local_up(args: Namespace, out: Output) -> ExitStatus:
     with LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir) as cloud:
         with out.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
             outputs = cloud.deploy(assembly, DEFAULT_STACK)
+        for interpreter in cloud.interpreters:
+            out.note(interpreter.describe())
         deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url, services=args.services)
         loaded = load_into(deployment, catalog)
         stop = threading.Event()

@@ -28,6 +28,8 @@ def run_demo(out: Output) -> list[Outcome]:
     with LocalCloud() as cloud:
         with out.progress(f"Deploying {DEFAULT_STACK} into the local cloud at {cloud.endpoint_url}"):
             cloud.deploy(assembly, DEFAULT_STACK)
+        for interpreter in cloud.interpreters:
+            out.note(interpreter.describe())
         deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
         loaded = seed(deployment, load_catalog(SAMPLE_CATALOG))
         out.note(f"Loaded {len(loaded.changes)} flights and hotels from {SAMPLE_CATALOG.name}")

@@ -42,6 +42,9 @@ def synthesize(outdir: Path, context: dict | None = None) -> Path:
     os.environ.setdefault("JSII_NODE", node.path)  # jsii's setting for which node it starts, else the first on PATH
     if not node.supported:  # jsii warns on every start under a Node past its end of life, in 11 lines
         os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", str(node.major))
+    # The cfn-guard plugin goes through AppProps.policyValidationBeta1, deprecated only in favour of a successor
+    # aws-cdk-lib does not have yet; jsii would warn about it on every synth.
+    os.environ.setdefault("JSII_DEPRECATED", "quiet")
     from stacks.app import build_app  # loads aws-cdk-lib (a second or two), so only when needed
 
     # The CLI records each resource's construct path, and API Gateway's deployment id hashes the API's resources

@@ -29,6 +29,7 @@ from moto.core.config import default_user_config
 
 from saga.localcloud import moto_patches
 from saga.localcloud.api_gateway import ApiGatewayMiddleware
+from saga.localcloud.interpreters import Interpreter, interpreter_for
 from saga.localcloud.lambda_runtime import LambdaRuntime
 
 ACCOUNT = "123456789012"  # moto's default account
@@ -97,6 +98,7 @@ class LocalCloud:
         self._send_faults = moto_patches.SendFaults()
         self._exit = ExitStack()
         self.endpoint_url = ""
+        self.interpreters: set[Interpreter] = set()  # what runs the deployed functions (see ``interpreters``)
 
     def __enter__(self) -> "LocalCloud":
         with self._exit as starting:
@@ -166,7 +168,8 @@ class LocalCloud:
         """Deploy one stack of a synthesized cloud assembly (a cdk.out directory); return its outputs.
 
         Before the stack, what `cdk bootstrap` leaves in an account, and the public layers AWS publishes
-        that the template names (see ``_publish_aws_layers``).
+        that the template names (see ``_publish_aws_layers``). After it, ``interpreters`` holds what runs
+        the functions of each runtime the stack declares.
         """
         assembly_dir = Path(assembly_dir)
         template_file, assets_file = _stack_files(assembly_dir, stack_name)
@@ -185,6 +188,11 @@ class LocalCloud:
         except ClientError as error:
             raise LocalCloudError(f"could not create stack {stack_name}: {error}") from error
         stack = self._wait_for(cloudformation, stack_name)
+        self.interpreters |= {
+            interpreter_for(resource["Properties"]["Runtime"])
+            for resource in json.loads(template)["Resources"].values()
+            if resource["Type"] == "AWS::Lambda::Function" and "Runtime" in resource.get("Properties", {})
+        }
         return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
     def _start_server(self, starting: ExitStack) -> int:

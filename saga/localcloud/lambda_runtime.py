@@ -4,7 +4,8 @@ A function's workers are started lazily on its first invocation and kept warm, s
 module state survives between invocations as in a Lambda execution environment.
 Each worker is a separate process with the function's own environment variables
 (no two functions can race on ``os.environ``) and the function's deployed code
-(the zip CloudFormation fetched from the assets bucket) first on ``sys.path``.
+(the zip CloudFormation fetched from the assets bucket) first on ``sys.path``, on an
+interpreter of the function's declared runtime where this machine has one (``interpreters``).
 A worker runs one invocation at a time; a function runs up to
 ``CONCURRENCY_PER_FUNCTION`` invocations at once, and further ones queue.
 
@@ -25,7 +26,6 @@ import json
 import os
 import queue
 import subprocess
-import sys
 import threading
 import uuid
 import zipfile
@@ -37,6 +37,8 @@ import boto3
 from botocore.exceptions import ClientError
 from moto.awslambda.exceptions import LambdaClientError
 from moto.utilities.arns import parse_arn
+
+from saga.localcloud.interpreters import LIBRARIES, interpreter_for
 
 CONCURRENCY_PER_FUNCTION = 4
 INIT_TIMEOUT_SECONDS = 30  # Lambda allows 10 s of init; a cold Python with boto3 is well within it
@@ -55,6 +57,7 @@ class _Function:
     version: str
     region: str
     handler: str
+    runtime: str
     timeout: float
     memory: int
     environment: tuple[tuple[str, str], ...]
@@ -73,8 +76,10 @@ class _Worker:
     """One process running one function's handler."""
 
     def __init__(self, function: _Function, code_dir: Path, environment: dict[str, str], log: Any):
+        interpreter = interpreter_for(function.runtime)
+        libraries = [] if interpreter.is_own else [LIBRARIES]
         self._process = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER_SCRIPT), str(code_dir), function.handler],
+            [interpreter.path, "-I", str(WORKER_SCRIPT), str(code_dir), function.handler, *libraries],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -328,6 +333,7 @@ def _describe(function: Any) -> _Function:
         version=str(function.version),
         region=function.region,
         handler=function.handler,
+        runtime=function.run_time or "",
         timeout=float(function.timeout),
         memory=int(function.memory_size),
         environment=tuple(sorted((key, str(value)) for key, value in (function.environment_vars or {}).items())),

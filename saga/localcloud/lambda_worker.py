@@ -1,10 +1,11 @@
 """One warm Lambda execution environment: a process that imports one handler and runs it per request.
 
-The local cloud starts it as ``python -I lambda_worker.py <code dir> <handler>``
+The local cloud starts it as ``python -I lambda_worker.py <code dir> <handler> [<libraries>...]``
 with the function's environment, so it imports nothing of this project and sees
-only the deployed code, as in Lambda. It speaks JSON lines: the first line it
-writes reports the init phase (the handler's import), then one response line per
-request line read from stdin. Its own stdout and stderr (the handler's prints
+only the deployed code, as in Lambda, and the handler's libraries (boto3, Powertools) from the
+interpreter's own environment or, on another interpreter, from the given directories.
+It speaks JSON lines: the first line it writes reports the init phase (the handler's import),
+then one response line per request line read from stdin. Its own stdout and stderr (the handler's prints
 and logs) go wherever the parent pointed stderr: a log file or nowhere.
 """
 
@@ -63,11 +64,12 @@ def invoke(function, request: dict) -> dict:
 
 
 def main() -> None:
-    code_dir, handler = sys.argv[1], sys.argv[2]
+    code_dir, handler, *libraries = sys.argv[1:]
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # the handler's prints join its logs, never the protocol
     sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
     sys.path.insert(0, code_dir)
+    sys.path.extend(libraries)  # after the standard library, as Lambda puts its layers and its boto3
     os.chdir(code_dir)
 
     def reply(message: dict) -> None:

@@ -1,5 +1,6 @@
 """The local cloud deploys a tiny CDK app as `cdk deploy` would and runs its real Lambda code and state machine."""
 
+import glob
 import json
 import os
 import textwrap
@@ -11,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from saga.localcloud import LocalCloud
+from saga.localcloud.interpreters import interpreter_for
 
 STACK = "LocalCloudProbe"
 WAIT_SCALE = 0.1
@@ -44,6 +46,12 @@ def handler(event, context):
 def slow(event, context):
     time.sleep(event["seconds"])
     return "finished"
+
+
+def version(event, context):
+    import platform
+
+    return platform.python_version()
 """
 
 
@@ -75,6 +83,7 @@ def _synthesize(outdir: Path, code_dir: Path) -> None:
     writer = function("Writer", "h.handler", environment={"TABLE_NAME": table.table_name, "WHO": "writer"})
     other = function("Other", "h.handler", environment={"TABLE_NAME": table.table_name, "WHO": "other"})
     slow = function("Slow", "h.slow", timeout=cdk.Duration.seconds(1))
+    version = function("Version", "h.version")
     for fn in (writer, other):
         table.grant_write_data(fn)
 
@@ -88,6 +97,7 @@ def _synthesize(outdir: Path, code_dir: Path) -> None:
         "WriterArn": writer.function_arn,
         "OtherArn": other.function_arn,
         "SlowArn": slow.function_arn,
+        "VersionArn": version.function_arn,
         "StateMachineArn": machine.state_machine_arn,
     }
     for name, value in outputs.items():
@@ -111,7 +121,20 @@ def logs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cloud(assembly, logs):
+def python313():
+    """Python 3.13 on PATH where this machine has one installed but not on PATH (pyenv keeps every version it
+    installed under ~/.pyenv/versions), so the local cloud's match of the declared runtime is exercised."""
+    path = os.environ["PATH"]
+    installed = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.13.*/bin")))
+    os.environ["PATH"] = os.pathsep.join([*installed[-1:], path])
+    interpreter_for.cache_clear()
+    yield interpreter_for("python3.13")
+    os.environ["PATH"] = path
+    interpreter_for.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def cloud(assembly, logs, python313):
     with LocalCloud(wait_scale=WAIT_SCALE, log_dir=logs) as cloud:
         cloud.outputs = cloud.deploy(assembly, STACK)
         yield cloud
@@ -134,8 +157,22 @@ def run(cloud, name: str, event: dict) -> tuple[dict, list[dict]]:
     return execution, sfn.get_execution_history(executionArn=arn)["events"]
 
 
+def test_a_function_runs_on_the_python_its_runtime_declares_where_one_is_installed(cloud, python313):
+    """Lambda runs a python3.13 function on Python 3.13; so does the local cloud wherever python3.13 is on PATH,
+    else it runs it on its own interpreter and says so."""
+    assert cloud.interpreters == {python313}
+    version, error = invoke(cloud, cloud.outputs["VersionArn"], {})
+    assert error is None
+    assert version == python313.version
+    if python313.matches:
+        assert version.startswith("3.13.")
+        assert python313.describe() == f"Functions on python3.13 run on Python {version} ({python313.path})"
+    else:
+        assert python313.describe().startswith("python3.13 is not installed here: its functions run on this Python")
+
+
 def test_deploy_returns_the_stack_outputs(cloud):
-    assert set(cloud.outputs) == {"TableName", "WriterArn", "OtherArn", "SlowArn", "StateMachineArn"}
+    assert set(cloud.outputs) == {"TableName", "WriterArn", "OtherArn", "SlowArn", "VersionArn", "StateMachineArn"}
     assert cloud.endpoint_url.startswith("http://127.0.0.1:")
 
 
