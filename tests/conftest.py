@@ -1,6 +1,10 @@
 """What every test shares: the app synthesized once per session (it takes seconds), the --schedules option and
 the reliability figures, and the kinds of test: everything under tests/integration runs the embedded local cloud
-and is marked ``integration`` (``./dev check`` runs the rest)."""
+and is marked ``integration`` (``./dev check`` runs the rest).
+
+``./dev`` runs the tests on every core (pytest-xdist, ``--dist loadgroup``). An integration module deploys its
+own local cloud once (module-scoped fixtures), so its tests stay together on one worker, unless a test names a
+group of its own; the figures each worker counts are added up in the controller's summary."""
 
 import json
 from collections import Counter
@@ -19,9 +23,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION in item.path.parents:
             item.add_marker(pytest.mark.integration)
-        if "assembly" in getattr(item, "fixturenames", ()):
-            # with pytest-xdist's --dist loadgroup, the tests of the synthesized app share one worker: one synth
-            item.add_marker(pytest.mark.xdist_group("synthesized-app"))
+            if item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group(item.path.relative_to(INTEGRATION).as_posix()))
 
 
 def pytest_addoption(parser):
@@ -37,6 +40,19 @@ def pytest_addoption(parser):
 def figures(request) -> Counter:
     """Counts a test wants reported at the end of the run (the reliability figures)."""
     return request.config.stash.setdefault(FIGURES, Counter())
+
+
+def pytest_sessionfinish(session) -> None:
+    """On an xdist worker: hand the figures to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["figures"] = dict(session.config.stash.get(FIGURES, Counter()))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """On the xdist controller: add up what a worker counted."""
+    node.config.stash.setdefault(FIGURES, Counter()).update(node.workeroutput.get("figures", {}))
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -51,7 +51,7 @@ from tests.integration.fault_schedules import (
 )
 
 TIMEOUT_SCALE = fault_schedules.TIMEOUT_SCALE  # the module's local cloud (conftest's ``cloud``) runs at it
-SHARDS = 4
+SHARDS = 4  # each an xdist group of its own: they run on whichever workers are free, each with its local cloud
 _numbers = itertools.count(1)
 
 
@@ -165,7 +165,9 @@ def check(deployment, scenario: Scenario, model: Expected | None, outcome: Outco
         assert parked == [], path
 
 
-@pytest.mark.parametrize("shard", range(SHARDS))
+@pytest.mark.parametrize(
+    "shard", [pytest.param(shard, marks=pytest.mark.xdist_group(f"reliability-{shard}")) for shard in range(SHARDS)]
+)
 def test_every_fault_schedule_ends_confirmed_undone_or_parked(deployment, cloud, figures, request, shard):
     figures["leaks found"] += 0
     total = request.config.getoption("--schedules")
