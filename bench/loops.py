@@ -22,6 +22,9 @@ from saga.bookings import start_booking, wait_for
 from saga.deployment import find_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTEST = (sys.executable, "-m", "pytest", "-n", "auto", "--dist", "loadgroup")  # as `./dev test` runs it
+LOCAL_UP = (sys.executable, "-m", "saga", "local", "up")
+KEEP_WARM_SECONDS = 3  # `saga local up --keep-warm`: how long its workers outlive the bookings
 _DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?:call|setup|teardown)\s+(?P<test>\S+)")
 
 
@@ -31,7 +34,7 @@ def suite_seconds(progress: Callable[[str], None]) -> dict:
     progress("suite: the whole test suite, as ./dev test runs it (minutes)")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:logging", "--show-capture=no", "--durations=0"],
+        [*PYTEST, "-q", "-p", "no:logging", "--show-capture=no", "--durations=0"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -69,10 +72,10 @@ def _timed(command: list[str]) -> float:
 
 def local_up_memory(bookings: int, progress: Callable[[str], None]) -> dict:
     """`saga local up`'s resident memory, in MB: idle once up, its peak while ``bookings`` bookings run four at a
-    time, and idle again after them."""
+    time, and idle again once its Lambda workers were left idle for ``KEEP_WARM_SECONDS``."""
     progress(f"memory: saga local up, idle, then {bookings} bookings, then idle again")
     server = subprocess.Popen(
-        [sys.executable, "-m", "saga", "local", "up", "--json", "--port", "0", "--wait-scale", "0.01"],
+        [*LOCAL_UP, "--json", "--port", "0", "--wait-scale", "0.01", "--keep-warm", str(KEEP_WARM_SECONDS)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -93,7 +96,7 @@ def local_up_memory(bookings: int, progress: Callable[[str], None]) -> dict:
             for booking_id in batch:
                 wait_for(deployment, booking_id, timeout=60)
         peak.stop()
-        time.sleep(2)
+        time.sleep(KEEP_WARM_SECONDS * 2)  # the workers the bookings started are stopped again
         return {"idle_mb": idle, "peak_mb": peak.value, "idle_after_mb": _tree_rss_mb(server.pid)}
     finally:
         server.terminate()

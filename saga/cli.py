@@ -202,6 +202,13 @@ def _local_up_arguments(up: argparse.ArgumentParser, services: tuple[Service, ..
         "--timeout-scale", type=_positive(float), default=1.0, help="multiply timeouts (default: 1, real time)"
     )
     up.add_argument("--log-dir", type=_writable_directory, help="write each function's logs to DIR/<function>.log")
+    up.add_argument(
+        "--keep-warm",
+        type=_positive(float),
+        default=60.0,
+        metavar="SECONDS",
+        help="stop a function's worker idle this long, freeing its memory (default: %(default)s)",
+    )
 
 
 def _seed_arguments(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:

@@ -60,7 +60,7 @@ def local_up(args: Namespace, out: Output) -> ExitStatus:
     catalog = load_catalog(args.catalog, args.services)  # a bad catalog fails before anything slow starts
     with out.progress("Synthesizing the CDK app (cached while unchanged)"):
         assembly = cached_assembly()
-    with LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir) as cloud:
+    with LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir, args.keep_warm) as cloud:
         with out.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
             outputs = cloud.deploy(assembly, DEFAULT_STACK)
         for interpreter in cloud.interpreters:

@@ -62,7 +62,8 @@ class LocalCloud:
     (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task, execution and Lambda timeouts;
     keep scaled timeouts well above the real latency of a handler call on a busy machine
     (a first call, which creates its boto3 client, can take a second).
-    Handlers' prints and logs go to ``<log_dir>/<function name>.log``, or nowhere.
+    Handlers' prints and logs go to ``<log_dir>/<function name>.log``, or nowhere. A function's worker
+    process idle for ``keep_warm`` seconds is stopped, as Lambda reclaims idle environments.
     Use it as a context manager; only one can run per process.
 
     For the benchmark (``python -m bench``): ``invoker`` answers Lambda invocations instead
@@ -77,18 +78,20 @@ class LocalCloud:
         wait_scale: float = 1.0,
         timeout_scale: float = 1.0,
         log_dir: Path | None = None,
+        keep_warm: float = 60.0,
         *,
         invoker: moto_patches.Invoker | None = None,
         cache_definitions: bool = True,
         reuse_clients: bool = True,
         on_execution_end: moto_patches.ExecutionListener | None = None,
     ):
-        if wait_scale <= 0 or timeout_scale <= 0:
-            raise ValueError("wait_scale and timeout_scale must be positive")
+        if wait_scale <= 0 or timeout_scale <= 0 or keep_warm <= 0:
+            raise ValueError("wait_scale, timeout_scale and keep_warm must be positive")
         self._port = port
         self._wait_scale = wait_scale
         self._timeout_scale = timeout_scale
         self._log_dir = log_dir
+        self._keep_warm = keep_warm
         self._invoker = invoker
         self._patch_options: dict[str, Any] = {
             "cache_definitions": cache_definitions,
@@ -109,7 +112,9 @@ class LocalCloud:
             self.endpoint_url = f"http://127.0.0.1:{port}"
             # moto's Step Functions interpreter calls Lambda, SQS, DynamoDB at http://localhost:$MOTO_PORT.
             self._set_env(starting, "MOTO_PORT", str(port))
-            runtime = LambdaRuntime(workdir, self.endpoint_url, self._wait_scale, self._timeout_scale, self._log_dir)
+            runtime = LambdaRuntime(
+                workdir, self.endpoint_url, self._wait_scale, self._timeout_scale, self._log_dir, self._keep_warm
+            )
             invoker = self._invoker or runtime.invoke
             starting.enter_context(
                 moto_patches.applied(

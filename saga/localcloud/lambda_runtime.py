@@ -2,6 +2,8 @@
 
 A function's workers are started lazily on its first invocation and kept warm, so
 module state survives between invocations as in a Lambda execution environment.
+As Lambda reclaims environments nobody invokes, a worker idle for ``keep_warm``
+seconds is stopped, which gives its memory back (the next invocation starts cold).
 Each worker is a separate process with the function's own environment variables
 (no two functions can race on ``os.environ``) and the function's deployed code
 (the zip CloudFormation fetched from the assets bucket) first on ``sys.path``, on an
@@ -27,6 +29,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -139,7 +142,7 @@ class _Pool:
     def __init__(self, function: _Function, start_worker):
         self.function = function
         self._start_worker = start_worker
-        self._idle: list[_Worker] = []
+        self._idle: list[tuple[_Worker, float]] = []  # with the moment each went idle, the oldest first
         self._count = 0
         self._retired = False
         self._changed = threading.Condition()
@@ -149,7 +152,7 @@ class _Pool:
             while not self._idle and self._count >= CONCURRENCY_PER_FUNCTION:
                 self._changed.wait()
             if self._idle:
-                return self._idle.pop()
+                return self._idle.pop()[0]  # the warmest: the oldest ones are left to be reaped
             self._count += 1
         try:
             return self._start_worker(self.function)
@@ -160,7 +163,7 @@ class _Pool:
     def release(self, worker: _Worker) -> None:
         if worker.alive and not self._retired:
             with self._changed:
-                self._idle.append(worker)
+                self._idle.append((worker, time.monotonic()))
                 self._changed.notify()
         else:
             worker.stop()
@@ -171,19 +174,37 @@ class _Pool:
             self._count -= 1
             self._changed.notify()
 
+    def reap(self, idle_seconds: float) -> None:
+        """Stop the workers idle for longer than ``idle_seconds``."""
+        cutoff = time.monotonic() - idle_seconds
+        with self._changed:
+            stale = [worker for worker, since in self._idle if since < cutoff]
+            self._idle = [(worker, since) for worker, since in self._idle if since >= cutoff]
+        for worker in stale:
+            worker.stop()
+            self._forget()
+
     def retire(self) -> None:
         """Stop the idle workers now and the busy ones when they finish."""
         with self._changed:
             self._retired = True
             idle, self._idle = self._idle, []
-        for worker in idle:
+        for worker, _ in idle:
             worker.stop()
 
 
 class LambdaRuntime:
     """Runs a moto ``LambdaFunction``'s real handler for moto's Invoke API."""
 
-    def __init__(self, workdir: Path, endpoint_url: str, wait_scale: float, timeout_scale: float, log_dir: Path | None):
+    def __init__(
+        self,
+        workdir: Path,
+        endpoint_url: str,
+        wait_scale: float,
+        timeout_scale: float,
+        log_dir: Path | None,
+        keep_warm: float = 60.0,
+    ):
         self._workdir = workdir
         self._endpoint_url = endpoint_url
         self._wait_scale = wait_scale
@@ -192,6 +213,7 @@ class LambdaRuntime:
         self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        threading.Thread(target=self._reap, args=(keep_warm,), daemon=True).start()
 
     def invoke(self, function: Any, body: Any, headers: Any, response_headers: dict) -> bytes:
         """moto's ``LambdaBackend.invoke`` contract: return the payload, put extra headers in ``response_headers``."""
@@ -221,6 +243,13 @@ class LambdaRuntime:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             pool.retire()
+
+    def _reap(self, keep_warm: float) -> None:
+        while not self._closed.wait(min(max(keep_warm / 2, 0.1), 10)):
+            with self._lock:
+                pools = list(self._pools.values())
+            for pool in pools:
+                pool.reap(keep_warm)
 
     def _pool(self, spec: _Function) -> _Pool:
         with self._lock:

@@ -16,6 +16,7 @@ from saga.localcloud.interpreters import interpreter_for
 
 STACK = "LocalCloudProbe"
 WAIT_SCALE = 0.1
+KEEP_WARM = 3  # seconds a worker stays warm with nothing to do
 
 HANDLER = """
 import os
@@ -135,7 +136,7 @@ def python313():
 
 @pytest.fixture(scope="module")
 def cloud(assembly, logs, python313):
-    with LocalCloud(wait_scale=WAIT_SCALE, log_dir=logs) as cloud:
+    with LocalCloud(wait_scale=WAIT_SCALE, log_dir=logs, keep_warm=KEEP_WARM) as cloud:
         cloud.outputs = cloud.deploy(assembly, STACK)
         yield cloud
 
@@ -237,6 +238,17 @@ def test_workers_stay_warm_between_invocations(cloud, logs):
     assert second["invocations"] > first["invocations"] or second["invocations"] > 1
     log_files = {path.name: path.read_text() for path in logs.iterdir()}
     assert any("booking warm-1" in text for text in log_files.values())
+
+
+def test_a_worker_nobody_invokes_is_reclaimed(cloud):
+    """As Lambda reclaims environments nobody invokes, a worker idle for ``keep_warm`` seconds is stopped (its
+    memory goes back) and the next invocation starts cold: the module's state begins again."""
+    invoke(cloud, cloud.outputs["OtherArn"], {"id": "idle-1"})
+    warm, _ = invoke(cloud, cloud.outputs["OtherArn"], {"id": "idle-2"})
+    assert warm["invocations"] >= 2
+    time.sleep(KEEP_WARM * 2.5)
+    cold, error = invoke(cloud, cloud.outputs["OtherArn"], {"id": "idle-3"})
+    assert (cold["invocations"], error) == (1, None)
 
 
 def test_a_timed_out_function_is_killed_and_restarted(cloud):
