@@ -81,7 +81,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name
 from moto.stepfunctions.parser.asl.component.common.parargs import Parargs
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.retry.retry_outcome import RetryOutcome
-from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError, TimeoutSeconds
 from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
 from moto.stepfunctions.parser.asl.component.program.program import Program
 from moto.stepfunctions.parser.asl.component.state import state as state_module
@@ -353,6 +353,7 @@ def _stop_executions_at_once(undo: ExitStack) -> None:
                 return
             self.exec_status = ExecutionStatus.ABORTED
             self.stop_date, self.error, self.cause = stop_date, error, cause
+            env.event_manager.ending.set()
             env.set_stop(stop_date=stop_date, cause=cause, error=error)
         env.event_manager.closed.wait(_INTERPRETER_WAIT_SECONDS)
 
@@ -391,6 +392,7 @@ def _keep_ended_executions_ended(undo: ExitStack) -> None:
     def _set_timed_out(self) -> None:
         with self._state_mutex:
             if self.is_running():
+                self.event_manager.ending.set()
                 set_timed_out(self)
 
     def _reflect_execution_status(self) -> None:
@@ -406,18 +408,24 @@ def _close_histories_at_their_end(undo: ExitStack) -> None:
     """An execution's history ends with its closing event (ExecutionSucceeded, -Failed, -Aborted, -TimedOut).
     moto's ``EventManager.add_event`` let a task that was in flight when the execution stopped add its result
     after ExecutionAborted. Now a history takes nothing after its closing event, and ``EventManager.closed``
-    is set then, for whoever waits for the history to be complete."""
+    is set then, for whoever waits for the history to be complete.
+
+    Nor does it take anything between a stop or a timeout (``EventManager.ending``, set just before) and the
+    closing event: moto's components evaluate to nothing once the execution is not running, so a task thread
+    that went on meanwhile recorded garbage (a LambdaFunctionScheduled whose timeoutInSeconds was the state's
+    input), which made the whole history unreadable (GetExecutionHistory answered HTTP 500)."""
     event_manager_init = EventManager.__dict__["__init__"]
     add_event = EventManager.__dict__["add_event"]
     closing = threading.Lock()  # one for every history: adding an event takes microseconds
 
     def __init__(self, *args, **kwargs) -> None:
         event_manager_init(self, *args, **kwargs)
+        self.ending = threading.Event()
         self.closed = threading.Event()
 
     def _add_event(self, context, event_type, *args, **kwargs) -> int:
         with closing:
-            if self.closed.is_set():
+            if self.closed.is_set() or (self.ending.is_set() and event_type not in _CLOSING_EVENTS):
                 return context.last_published_event_id
             event_id = add_event(self, context, event_type, *args, **kwargs)
             if event_type in _CLOSING_EVENTS:
@@ -432,30 +440,67 @@ def _abandon_tasks_of_ended_executions(undo: ExitStack) -> None:
     """When an execution is stopped or times out, Step Functions closes it without waiting for the task in
     flight. moto's ``ExecutionState._evaluate_with_timeout`` waits for the task (or its TimeoutSeconds) on an
     event nothing else sets, so the execution closed only when the task returned, and a task waiting for a
-    token never did. The wait now also ends when the execution does; the task's thread finishes on its own,
-    and ``_close_histories_at_their_end`` keeps its late result out of the history."""
-    evaluate_with_timeout = ExecutionState.__dict__["_evaluate_with_timeout"]
+    token never did. This is moto's method with that one wait changed: it also ends when the execution does.
+    Only the task's own frame (moto runs it in a thread, on a copy of the stack) is abandoned: the state's
+    thread alone touches the execution's stack and states, before and after the wait, so an abandoned task
+    cannot corrupt what the execution records; ``_close_histories_at_their_end`` keeps its late events out."""
 
     def _evaluate_with_timeout(self, env) -> None:
-        finished = threading.Event()
-        failures: list[BaseException] = []
-
-        def evaluate() -> None:
-            try:
-                evaluate_with_timeout(self, env)
-            except BaseException as failure:  # handed to the state's own thread, as if raised there
-                failures.append(failure)
-            finally:
-                finished.set()
-
-        threading.Thread(target=evaluate, daemon=True).start()
-        while not finished.wait(_ENDED_EXECUTION_POLL_SECONDS):
-            if not env.is_running():
-                return
-        if failures:
-            raise failures[0]
+        self.timeout.eval(env=env)
+        output = _run_in_frame(self, env, timeout_seconds=env.stack.pop())
+        if output is _ABANDONED:
+            return  # the execution ended: it closes without the task's result
+        env.stack.append(output)
+        if not self._is_language_query_jsonpath():
+            env.states.set_result(output)
+        if self.assign_decl:
+            self.assign_decl.eval(env=env)
+        if self.result_selector:
+            self.result_selector.eval(env=env)
+        if self.result_path:
+            self.result_path.eval(env)
+        else:
+            env.states.reset(input_value=env.stack.pop())
 
     _replace(undo, ExecutionState, "_evaluate_with_timeout", _evaluate_with_timeout)
+
+
+_ABANDONED = object()
+
+
+def _run_in_frame(state: Any, env: Any, timeout_seconds: float) -> Any:
+    """As moto runs a task: in a frame and thread of its own, on a copy of the stack. Returns its output, or
+    ``_ABANDONED`` if the execution ended first; raises the task's error, or EvalTimeoutError after
+    ``timeout_seconds``."""
+    frame = env.open_frame()
+    frame.states.reset(input_value=env.states.get_input())
+    frame.stack = copy.deepcopy(env.stack)
+    outputs: list[Any] = []
+    failures: list[Exception] = []
+    finished = threading.Event()
+
+    def evaluate() -> None:
+        try:
+            state._eval_execution(frame)
+            outputs.extend(frame.stack)
+        except Exception as failure:  # handed to the state's own thread, as if raised there
+            failures.append(failure)
+        finished.set()
+
+    threading.Thread(target=evaluate, daemon=True).start()
+    deadline = time.monotonic() + timeout_seconds
+    while not finished.wait(min(_ENDED_EXECUTION_POLL_SECONDS, max(0.0, deadline - time.monotonic()))):
+        if not env.is_running() or time.monotonic() >= deadline:
+            break
+    frame.set_ended()
+    env.close_frame(frame)
+    if not finished.is_set():
+        if not env.is_running():
+            return _ABANDONED
+        raise EvalTimeoutError()
+    if failures:
+        raise failures[0]
+    return outputs.pop()
 
 
 def _time_out_executions(timeout_scale: float, undo: ExitStack) -> None:
