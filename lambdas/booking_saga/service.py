@@ -15,7 +15,8 @@ correlation id, and counts it: ``ReservationsMade`` (or ``ReservationsReplayed``
 for a reserve that found its own earlier write); ``BookingsConfirmed`` (the last
 step's reserve, when it made the reservation); ``CompensationsRun`` and
 ``CompensationFailures`` by ``step``, the cancel state's name (a failed attempt
-counts even when a retry then succeeds).
+counts even when a retry then succeeds). ``TransactionConflicts`` counts the writes DynamoDB refused
+because another transaction was in progress on the same item (each one retried: see ``ledger.ConflictRetry``).
 """
 
 import os
@@ -171,7 +172,7 @@ class SagaService:
             raise TransientFailure(f"forced transient failure {attempt} of {failures} by chaos.transient")
 
     def _ledger(self) -> Ledger:
-        return Ledger(self.table(), self.name)
+        return Ledger(self.table(), self.name, on_conflict=_count_conflict)
 
 
 def _unpack(event: object) -> tuple[str, object, object]:
@@ -204,6 +205,10 @@ def _reported(action: str) -> Iterator[None]:
     except Exception:
         logger.exception(f"{action} failed")
         raise
+
+
+def _count_conflict() -> None:
+    metrics.add_metric(name="TransactionConflicts", unit=MetricUnit.Count, value=1)
 
 
 def _count_compensation(metric: str, step: str) -> None:

@@ -35,6 +35,8 @@ ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's default bootstrap qualifier
 DEPLOY_TIMEOUT_SECONDS = 120
+# How long a DynamoDB transaction is in progress, holding its items against other writers (see ``LocalCloud``).
+TRANSACTION_WINDOW_SECONDS = 0.005
 # The public SSM parameter AWS keeps each Powertools for AWS Lambda (Python) layer's ARN in.
 _POWERTOOLS_PARAMETER = re.compile(
     r"/aws/service/powertools/python/(?P<arch>x86_64|arm64)/python(?P<python>\d+\.\d+)/(?P<version>[\w.-]+)"
@@ -61,6 +63,11 @@ class LocalCloud:
     (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task, execution and Lambda timeouts;
     keep scaled timeouts well above the real latency of a handler call on a busy machine
     (a first call, which creates its boto3 client, can take a second).
+    ``transaction_window`` is how long, in seconds, each DynamoDB TransactWriteItems is in progress
+    once applied: meanwhile another transaction or a single-item write to one of its items is refused
+    with DynamoDB's TransactionConflict, as on AWS, and ``transaction_conflicts()`` counts them.
+    It is a real time, not scaled (AWS publishes no figure; a few milliseconds is a transaction's
+    latency there); 0 turns conflicts off.
     Handlers' prints and logs go to ``<log_dir>/<function name>.log``, or nowhere.
     Use it as a context manager; only one can run per process.
 
@@ -77,6 +84,7 @@ class LocalCloud:
         timeout_scale: float = 1.0,
         log_dir: Path | None = None,
         *,
+        transaction_window: float = TRANSACTION_WINDOW_SECONDS,
         invoker: moto_patches.Invoker | None = None,
         cache_definitions: bool = True,
         reuse_clients: bool = True,
@@ -95,6 +103,7 @@ class LocalCloud:
             "on_execution_end": on_execution_end,
         }
         self._send_faults = moto_patches.SendFaults()
+        self._transactions = moto_patches.TransactionHolds(transaction_window)
         self._exit = ExitStack()
         self.endpoint_url = ""
 
@@ -111,7 +120,12 @@ class LocalCloud:
             invoker = self._invoker or runtime.invoke
             starting.enter_context(
                 moto_patches.applied(
-                    invoker, self._wait_scale, self._timeout_scale, self._send_faults, **self._patch_options
+                    invoker,
+                    self._wait_scale,
+                    self._timeout_scale,
+                    self._send_faults,
+                    self._transactions,
+                    **self._patch_options,
                 )
             )
             starting.callback(runtime.close)
@@ -152,6 +166,21 @@ class LocalCloud:
     def clear_faults(self) -> None:
         """End every outage ``fail_sends`` started."""
         self._send_faults.clear()
+
+    @property
+    def transaction_window(self) -> float:
+        """Seconds each DynamoDB transaction is in progress, holding its items; settable (0 turns conflicts off)."""
+        return self._transactions.window
+
+    @transaction_window.setter
+    def transaction_window(self, seconds: float) -> None:
+        self._transactions.window = seconds
+
+    def transaction_conflicts(self) -> dict[str, int]:
+        """The DynamoDB requests refused so far because a transaction was in progress on one of their items, by
+        operation: ``TransactWriteItems`` (cancelled with reason TransactionConflict), ``PutItem``, ``UpdateItem``
+        and ``DeleteItem`` (TransactionConflictException)."""
+        return self._transactions.refused()
 
     def _call_lambda(self, function_arn: str, event: dict) -> tuple[str | None, bytes]:
         """How the local API Gateway invokes an integration: the Lambda API, like any other caller."""

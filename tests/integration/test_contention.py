@@ -1,4 +1,10 @@
-"""200 bookings at once for 50 seats and 30 rooms: no oversell, and every loser fully undone."""
+"""200 bookings at once for 50 seats and 30 rooms: no oversell, and every loser fully undone.
+
+The local cloud's DynamoDB holds the items of each transaction in progress, as DynamoDB does, so the bookings'
+writes to one flight and one hotel meet transaction conflicts; none may cost a booking its seat."""
+
+import json
+from pathlib import Path
 
 from booking_saga import services
 from booking_saga.ledger import Ledger
@@ -7,17 +13,23 @@ from saga.bookings import start_booking, wait_for
 from tests.factories import booking
 
 SERVICES = tuple(service.name for service in services.SERVICES)
+RESERVES = ("ReserveFlight", "ReserveHotel", "ProcessPayment")
 
 BOOKINGS, SEATS, ROOMS = 200, 50, 30
 # Locally every function runs a few invocations at a time and the rest queue, which a task's timeout
 # counts; stretched timeouts keep queueing from turning into timeouts, which this test is not about.
 TIMEOUT_SCALE = 20
+# Locally a function runs 4 invocations at once where AWS would run 200: a transaction in progress for longer than
+# the local cloud's default keeps the hot flight and hotel as busy as 200 concurrent reserves would.
+TRANSACTION_WINDOW = 0.02
+KEEP_LAMBDA_LOGS = True  # tests/integration/conftest.py: the functions' metrics, for the conflicts they retried
 
 
-def test_concurrent_bookings_never_oversell_and_losers_hold_nothing(deployment, figures):
+def test_concurrent_bookings_never_oversell_and_losers_hold_nothing(cloud, deployment, lambda_logs, figures):
     Ledger(deployment.table("flight"), "flight").stock("RUSH-1", SEATS)
     Ledger(deployment.table("hotel"), "hotel").stock("RUSH-INN", ROOMS)
     ids = [f"rush-{n:04d}" for n in range(BOOKINGS)]
+    refused_before, retried_before = sum(cloud.transaction_conflicts().values()), conflicts_retried(lambda_logs)
 
     for booking_id in ids:
         start_booking(
@@ -26,13 +38,24 @@ def test_concurrent_bookings_never_oversell_and_losers_hold_nothing(deployment, 
         )
     outcomes = {booking_id: wait_for(deployment, booking_id, timeout=600) for booking_id in ids}
 
+    refused = sum(cloud.transaction_conflicts().values()) - refused_before
+    retried = conflicts_retried(lambda_logs) - retried_before
+    reserve_retries = sum(
+        step.attempts - 1 for outcome in outcomes.values() for step in outcome.path if step.name in RESERVES
+    )
     verdicts = [outcome.verdict for outcome in outcomes.values()]
     figures["contention: concurrent bookings"] += BOOKINGS
     figures["contention: confirmed"] += verdicts.count("confirmed")
+    figures["contention: compensated, every one SoldOut"] += verdicts.count("compensated")
+    figures["contention: transaction conflicts"] += refused
+    figures["contention: conflicts retried by the ledger"] += retried
+    figures["contention: reserves retried by the state machine"] += reserve_retries
+    assert refused > 0, "no transaction conflict happened: the test proves nothing about them"
+    assert retried == refused  # every conflict reached a ledger, which retried it
     assert verdicts.count("confirmed") == ROOMS  # the hotel is the bottleneck: every room sold, no more
     assert verdicts.count("compensated") == BOOKINGS - ROOMS
     errors = {outcome.failed_step.error for outcome in outcomes.values() if outcome.failed_step}
-    assert errors == {"SoldOut"}
+    assert errors == {"SoldOut"}  # no booking lost to a conflict
     held = {service: 0 for service in SERVICES}
     for booking_id, outcome in outcomes.items():
         for service in SERVICES:
@@ -46,3 +69,15 @@ def test_concurrent_bookings_never_oversell_and_losers_hold_nothing(deployment, 
     }
     assert inventory == {"flight": SEATS - ROOMS, "hotel": 0}
     assert audit(deployment).clean
+
+
+def conflicts_retried(lambda_logs: Path) -> int:
+    """The TransactionConflicts the functions counted so far, from the metrics records in their logs (CloudWatch's
+    embedded metric format: a metric added several times in one invocation is a list of values)."""
+    total = 0
+    for log in lambda_logs.glob("*.log"):
+        for line in log.read_text(encoding="utf-8").splitlines():
+            if line.startswith("{") and '"TransactionConflicts"' in line:
+                counted = json.loads(line)["TransactionConflicts"]
+                total += int(sum(counted) if isinstance(counted, list) else counted)
+    return total
