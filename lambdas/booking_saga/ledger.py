@@ -115,7 +115,7 @@ def inventory_key(resource_id: str) -> dict[str, str]:
 class Ledger:
     """One service's reservations, in its own DynamoDB table (a boto3 ``Table``).
 
-    ``on_conflict`` is told of every transaction conflict a write meets (it is then retried, see ``ConflictRetry``).
+    ``on_retry`` is told of every write retried after a transaction conflict (``ConflictRetry``).
     """
 
     def __init__(
@@ -124,13 +124,13 @@ class Ledger:
         service: str,
         *,
         retry: ConflictRetry = ConflictRetry(),  # frozen, so one shared default is safe
-        on_conflict: Callable[[], None] = lambda: None,
+        on_retry: Callable[[], None] = lambda: None,
     ):
         self.table = table
         self.service = service
         self._client = table.meta.client
         self._retry = retry
-        self._on_conflict = on_conflict
+        self._on_retry = on_retry
 
     def record(self, booking_id: str) -> dict[str, Any] | None:
         """The booking's reservation or tombstone, as last written (a strongly consistent read)."""
@@ -366,12 +366,12 @@ class Ledger:
             ) as error:
                 if not _conflicted(error):
                     raise
-                self._on_conflict()
                 delay = next(delays, None)
                 if delay is None:
                     raise TransientFailure(
                         f"{self.service} {what} kept meeting other transactions in progress; retry"
                     ) from None
+                self._on_retry()
                 self._retry.sleep(delay)
 
     def _answer(self, claim: Claim, status: str) -> dict[str, Any]:

@@ -182,6 +182,22 @@ class LocalCloud:
         and ``DeleteItem`` (TransactionConflictException)."""
         return self._transactions.refused()
 
+    def metric_total(self, name: str) -> float:
+        """The sum of a metric the functions have published so far, as CloudWatch would add it up: the records in
+        embedded metric format their logs carry (a metric added several times in one invocation is a list).
+        Only a local cloud with a ``log_dir`` keeps them."""
+        if self._log_dir is None:
+            raise RuntimeError("metrics are read from the functions' logs: start the local cloud with a log_dir")
+        total = 0.0
+        for log in self._log_dir.glob("*.log"):
+            for line in log.read_text(encoding="utf-8").splitlines():
+                if line.startswith("{") and f'"{name}"' in line:
+                    record = json.loads(line)
+                    if "_aws" in record and name in record:
+                        value = record[name]
+                        total += sum(value) if isinstance(value, list) else value
+        return total
+
     def _call_lambda(self, function_arn: str, event: dict) -> tuple[str | None, bytes]:
         """How the local API Gateway invokes an integration: the Lambda API, like any other caller."""
         response = self._lambda.invoke(FunctionName=function_arn, Payload=json.dumps(event))

@@ -139,14 +139,14 @@ class Conflicts:
 
 
 def retrying(ledger: Ledger, retry: ConflictRetry) -> tuple[Ledger, list[float], list[str]]:
-    """The ledger's table with ``retry``'s attempts and delays, the waits it slept and the conflicts it reported."""
+    """The ledger's table with ``retry``'s attempts and delays, the waits it slept and the retries it reported."""
     slept: list[float] = []
     reported: list[str] = []
     ledger = Ledger(
         ledger.table,
         "flight",
         retry=dataclasses.replace(retry, sleep=slept.append),
-        on_conflict=lambda: reported.append("conflict"),
+        on_retry=lambda: reported.append("retry"),
     )
     return ledger, slept, reported
 
@@ -159,7 +159,7 @@ def test_a_reserve_that_meets_a_transaction_in_progress_is_retried_after_a_jitte
     reserved = ledger.reserve(claim("hot-a"), {"resource_id": "HOT-1", "quantity": 2})
 
     assert not reserved.replayed
-    assert reported == ["conflict"] * 3
+    assert reported == ["retry"] * 3
     assert len(slept) == 3
     assert all(0 <= wait <= min(0.4, 0.02 * 2**retry) for retry, wait in enumerate(slept))
     assert numbers(ledger, "HOT-1", ["hot-a"]) == (5, 3, 2)
@@ -173,7 +173,7 @@ def test_a_reserve_that_keeps_conflicting_fails_transiently_and_takes_nothing(mo
     with pytest.raises(TransientFailure, match="kept meeting other transactions in progress"):
         ledger.reserve(claim("hot-b"), {"resource_id": "HOT-2", "quantity": 2})
 
-    assert (len(reported), len(slept)) == (4, 3)
+    assert (len(reported), len(slept)) == (3, 3)
     assert ledger.record("hot-b") is None
     assert numbers(ledger, "HOT-2", ["hot-b"]) == (5, 5, 0)
 
@@ -186,7 +186,7 @@ def test_a_retried_reserve_whose_first_attempt_landed_replays_it_and_takes_nothi
     reserved = ledger.reserve(claim("hot-c"), {"resource_id": "HOT-3", "quantity": 2})
 
     assert reserved.replayed
-    assert reported == ["conflict"]
+    assert reported == ["retry"]
     assert numbers(ledger, "HOT-3", ["hot-c"]) == (5, 3, 2)
 
 
@@ -200,7 +200,7 @@ def test_a_cancel_that_meets_transactions_in_progress_is_retried(monkeypatch, le
     assert ledger.cancel(claim("hot-d"))["released"]
     assert ledger.cancel(claim("hot-e"))["status"] == "CANCELLED"  # nothing reserved: a tombstone, put on retry
 
-    assert reported == ["conflict"] * 4
+    assert reported == ["retry"] * 4
     assert numbers(ledger, "HOT-4", ["hot-d"]) == (5, 5, 0)
 
 
