@@ -6,8 +6,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-DEFAULTS = {"bookings": 50, "concurrency": 4, "cost_runs": 3, "cold_runs": 5, "demo_runs": 3, "loops": True}
-QUICK = {"bookings": 6, "concurrency": 2, "cost_runs": 1, "cold_runs": 2, "demo_runs": 1, "loops": False}
+DEFAULTS = {
+    "bookings": 50,
+    "concurrency": 4,
+    "cost_runs": 3,
+    "cold_runs": 5,
+    "demo_runs": 3,
+    "contention": 200,
+    "loops": True,
+}
+QUICK = {
+    "bookings": 6,
+    "concurrency": 2,
+    "cost_runs": 1,
+    "cold_runs": 2,
+    "demo_runs": 1,
+    "contention": 20,
+    "loops": False,
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,6 +48,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--cold-runs", type=_positive, help=f"fresh interpreters per handler module ({DEFAULTS['cold_runs']})"
     )
     parser.add_argument("--demo-runs", type=_positive, help=f"timed warm runs of the demo ({DEFAULTS['demo_runs']})")
+    parser.add_argument(
+        "--contention",
+        type=_positive,
+        help=f"bookings at once for one hot flight, with transaction conflicts on ({DEFAULTS['contention']})",
+    )
     parser.add_argument(
         "--loops",
         action=argparse.BooleanOptionalAction,

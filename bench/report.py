@@ -125,9 +125,33 @@ def table(results: dict) -> str:
                 for module, figures in cold["modules"].items()
             ],
         ),
+        *_contention(results["contention"]),
         *_loops(results.get("loops", {})),
     ]
     return "\n".join(lines)
+
+
+def _contention(hot: dict) -> list[str]:
+    """How a hot flight's bookings ended, and the transaction conflicts they met on the way."""
+    verdicts = ", ".join(f"{count} {verdict}" for verdict, count in sorted(hot["verdicts"].items()))
+    errors = ", ".join(f"{count} {error}" for error, count in sorted(hot["errors"].items())) or "none"
+    refused = ", ".join(f"{count} {operation}" for operation, count in sorted(hot["conflicts_by_operation"].items()))
+    return [
+        "",
+        f"Contention: {hot['bookings']} bookings at once for {hot['seats']} seats and {hot['rooms']} rooms, each "
+        f"transaction in progress for {hot['transaction_window_s'] * 1000:g} ms",
+        *_grid(
+            ("figure", "value"),
+            [
+                ("outcome", verdicts),
+                ("failed steps' errors", errors),
+                ("writes refused: transaction conflicts", f"{hot['conflicts']} ({refused or 'none'})"),
+                ("writes retried by the handlers", hot["handler_retries"]),
+                ("reserves retried by the state machine", hot["state_machine_retries"]),
+                ("seconds, first start to last end", f"{hot['seconds']:.1f}"),
+            ],
+        ),
+    ]
 
 
 def _loops(loops: dict) -> list[str]:

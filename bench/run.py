@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import cold_start, local, loops, report
+from bench import cold_start, contention, local, loops, report
 from bench import cost as cost_model
 from bench.session import TIMEOUT_SCALE, WAIT_SCALE, deployed
 from saga.synth import cached_assembly
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                 if invoker is None and speedups == "all":  # the local cloud as shipped
                     cost = cost_model.measure(session, args.cost_runs, progress)
                     cold = cold_start.measure(session, assembly, args.cold_runs, progress)
+    hot = contention.measure(assembly, args.contention, progress)
     measured_loops = {}
     if args.loops:
         measured_loops["demo"] = loops.demo_seconds(args.demo_runs, progress)
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             "concurrency": args.concurrency,
             "cost_runs": args.cost_runs,
             "cold_runs": args.cold_runs,
+            "contention": args.contention,
             "loops": args.loops,
             "suite": args.suite,
             "wait_scale": WAIT_SCALE,
@@ -62,6 +64,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         "local": {"cells": cells, "overhead": overhead, "speedups": gains},
         "cost": cost,
         "cold_start": cold,
+        "contention": hot,
         "loops": measured_loops,
     }
     results["seconds"] = time.monotonic() - started

@@ -108,6 +108,16 @@ def _positive(kind: type) -> Callable[[str], int | float]:
     return parse
 
 
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, not {text!r}")
@@ -208,6 +218,11 @@ def _local_up_arguments(up: argparse.ArgumentParser, services: tuple[Service, ..
         default=60.0,
         metavar="SECONDS",
         help="stop a function's worker idle this long, freeing its memory (default: %(default)s)",
+    )
+    up.add_argument(
+        "--transaction-window",
+        type=_not_negative,
+        help="seconds a DynamoDB transaction holds its items against other writers; 0: no conflicts (default: 0.005)",
     )
 
 

@@ -60,7 +60,8 @@ def local_up(args: Namespace, out: Output) -> ExitStatus:
     catalog = load_catalog(args.catalog, args.services)  # a bad catalog fails before anything slow starts
     with out.progress("Synthesizing the CDK app (cached while unchanged)"):
         assembly = cached_assembly()
-    with LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir, args.keep_warm) as cloud:
+    window = {} if args.transaction_window is None else {"transaction_window": args.transaction_window}
+    with LocalCloud(args.port, args.wait_scale, args.timeout_scale, args.log_dir, args.keep_warm, **window) as cloud:
         with out.progress(f"Deploying {DEFAULT_STACK} into the local cloud"):
             outputs = cloud.deploy(assembly, DEFAULT_STACK)
         for interpreter in cloud.interpreters:

@@ -15,7 +15,8 @@ correlation id, and counts it: ``ReservationsMade`` (or ``ReservationsReplayed``
 for a reserve that found its own earlier write); ``BookingsConfirmed`` (the last
 step's reserve, when it made the reservation); ``CompensationsRun`` and
 ``CompensationFailures`` by ``step``, the cancel state's name (a failed attempt
-counts even when a retry then succeeds).
+counts even when a retry then succeeds). ``TransactionConflictRetries`` counts the writes made again
+because DynamoDB refused them while another transaction was in progress on the same item (``ledger.ConflictRetry``).
 """
 
 import os
@@ -171,7 +172,7 @@ class SagaService:
             raise TransientFailure(f"forced transient failure {attempt} of {failures} by chaos.transient")
 
     def _ledger(self) -> Ledger:
-        return Ledger(self.table(), self.name)
+        return Ledger(self.table(), self.name, on_retry=_count_conflict_retry)
 
 
 def _unpack(event: object) -> tuple[str, object, object]:
@@ -206,9 +207,13 @@ def _reported(action: str) -> Iterator[None]:
         raise
 
 
+def _count_conflict_retry() -> None:
+    metrics.add_metric(name="TransactionConflictRetries", unit=MetricUnit.Count, value=1)
+
+
 def _count_compensation(metric: str, step: str) -> None:
     """Count a compensation by its cancel state. Powertools puts a dimension on every metric of the
-    invocation's one flush, and a cancel counts nothing else."""
+    invocation's one flush, and a cancel counts nothing else (but its conflict retries, by step too)."""
     metrics.add_dimension(name="step", value=step.strip() or "unnamed")
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
 

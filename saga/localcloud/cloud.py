@@ -36,6 +36,8 @@ ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK's default bootstrap qualifier
 DEPLOY_TIMEOUT_SECONDS = 120
+# How long a DynamoDB transaction is in progress, holding its items against other writers (see ``LocalCloud``).
+TRANSACTION_WINDOW_SECONDS = 0.005
 # The public SSM parameter AWS keeps each Powertools for AWS Lambda (Python) layer's ARN in.
 _POWERTOOLS_PARAMETER = re.compile(
     r"/aws/service/powertools/python/(?P<arch>x86_64|arm64)/python(?P<python>\d+\.\d+)/(?P<version>[\w.-]+)"
@@ -62,6 +64,11 @@ class LocalCloud:
     (e.g. 0.01 for fast tests). ``timeout_scale`` multiplies task, execution and Lambda timeouts;
     keep scaled timeouts well above the real latency of a handler call on a busy machine
     (a first call, which creates its boto3 client, can take a second).
+    ``transaction_window`` is how long, in seconds, each DynamoDB TransactWriteItems is in progress
+    once applied: meanwhile another transaction or a single-item write to one of its items is refused
+    with DynamoDB's TransactionConflict, as on AWS, and ``transaction_conflicts()`` counts them.
+    It is a real time, not scaled (AWS publishes no figure; a few milliseconds is a transaction's
+    latency there); 0 turns conflicts off.
     Handlers' prints and logs go to ``<log_dir>/<function name>.log``, or nowhere. A function's worker
     process idle for ``keep_warm`` seconds is stopped, as Lambda reclaims idle environments.
     Use it as a context manager; only one can run per process.
@@ -80,6 +87,7 @@ class LocalCloud:
         log_dir: Path | None = None,
         keep_warm: float = 60.0,
         *,
+        transaction_window: float = TRANSACTION_WINDOW_SECONDS,
         invoker: moto_patches.Invoker | None = None,
         cache_definitions: bool = True,
         reuse_clients: bool = True,
@@ -99,6 +107,7 @@ class LocalCloud:
             "on_execution_end": on_execution_end,
         }
         self._send_faults = moto_patches.SendFaults()
+        self._transactions = moto_patches.TransactionHolds(transaction_window)
         self._exit = ExitStack()
         self.endpoint_url = ""
         self.interpreters: set[Interpreter] = set()  # what runs the deployed functions (see ``interpreters``)
@@ -118,7 +127,12 @@ class LocalCloud:
             invoker = self._invoker or runtime.invoke
             starting.enter_context(
                 moto_patches.applied(
-                    invoker, self._wait_scale, self._timeout_scale, self._send_faults, **self._patch_options
+                    invoker,
+                    self._wait_scale,
+                    self._timeout_scale,
+                    self._send_faults,
+                    self._transactions,
+                    **self._patch_options,
                 )
             )
             starting.callback(runtime.close)
@@ -159,6 +173,37 @@ class LocalCloud:
     def clear_faults(self) -> None:
         """End every outage ``fail_sends`` started."""
         self._send_faults.clear()
+
+    @property
+    def transaction_window(self) -> float:
+        """Seconds each DynamoDB transaction is in progress, holding its items; settable (0 turns conflicts off)."""
+        return self._transactions.window
+
+    @transaction_window.setter
+    def transaction_window(self, seconds: float) -> None:
+        self._transactions.window = seconds
+
+    def transaction_conflicts(self) -> dict[str, int]:
+        """The DynamoDB requests refused so far because a transaction was in progress on one of their items, by
+        operation: ``TransactWriteItems`` (cancelled with reason TransactionConflict), ``PutItem``, ``UpdateItem``
+        and ``DeleteItem`` (TransactionConflictException)."""
+        return self._transactions.refused()
+
+    def metric_total(self, name: str) -> float:
+        """The sum of a metric the functions have published so far, as CloudWatch would add it up: the records in
+        embedded metric format their logs carry (a metric added several times in one invocation is a list).
+        Only a local cloud with a ``log_dir`` keeps them."""
+        if self._log_dir is None:
+            raise RuntimeError("metrics are read from the functions' logs: start the local cloud with a log_dir")
+        total = 0.0
+        for log in self._log_dir.glob("*.log"):
+            for line in log.read_text(encoding="utf-8").splitlines():
+                if line.startswith("{") and f'"{name}"' in line:
+                    record = json.loads(line)
+                    if "_aws" in record and name in record:
+                        value = record[name]
+                        total += sum(value) if isinstance(value, list) else value
+        return total
 
     def _call_lambda(self, function_arn: str, event: dict) -> tuple[str | None, bytes]:
         """How the local API Gateway invokes an integration: the Lambda API, like any other caller."""

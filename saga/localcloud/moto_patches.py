@@ -33,7 +33,10 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
   the target's RetryPolicy and dead-letter queue for deliveries that fail
   (``_deliver_events_to_lambda_functions``); a function keeps its DeadLetterConfig
   (``_keep_function_dead_letter_configs``), where the Lambda runtime sends an
-  asynchronous event whose attempts all failed.
+  asynchronous event whose attempts all failed;
+- DynamoDB refuses to write an item while a TransactWriteItems is in progress on it: another transaction is
+  cancelled with TransactionConflict on that item, and a PutItem, UpdateItem or DeleteItem fails with
+  TransactionConflictException; neither writes anything (``_conflict_with_transactions_in_progress``).
 
 For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).
@@ -47,6 +50,7 @@ import logging
 import threading
 import time
 import types
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, NamedTuple
@@ -63,6 +67,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
 from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp, utcnow
 from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, TransactionCanceledException
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 from moto.events.models import EventTemplateParser, Rule, events_backends
@@ -181,12 +186,71 @@ class SendFaults:
             return left > 0
 
 
+class TransactionHolds:
+    """The items of the DynamoDB transactions in progress, and the requests refused because of them.
+
+    On DynamoDB a TransactWriteItems is in progress for some milliseconds, and meanwhile no other transaction or
+    single-item write may touch its items. The local cloud applies each DynamoDB request alone
+    (``_serialize_dynamodb``), so without this no two could ever overlap: here a transaction holds its items for
+    ``window`` seconds once applied, and answers when the window ends (a GetItem meanwhile sees its writes, as
+    DynamoDB allows). ``window`` 0 means no window, and no conflicts; it may change at any time."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._until: dict[tuple[str, str, str, str], float] = {}  # item -> when the transaction holding it answers
+        self._refused: Counter[str] = Counter()
+        self._answering = threading.local()  # the request thread's own transaction: when it may answer
+        self._lock = threading.Lock()
+
+    @property
+    def window(self) -> float:
+        return self._window
+
+    @window.setter
+    def window(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a transaction's window cannot be negative")
+        self._window = seconds
+
+    def held(self, items: list[tuple[str, str, str, str]]) -> list[bool]:
+        """Whether a transaction in progress holds each item."""
+        now = time.monotonic()
+        with self._lock:
+            return [self._until.get(item, 0.0) > now for item in items]
+
+    def hold(self, items: list[tuple[str, str, str, str]]) -> None:
+        """The transaction this request thread just applied holds its items until its window ends."""
+        until = time.monotonic() + self.window
+        with self._lock:
+            if len(self._until) > 10_000:  # forget the windows that ended long ago
+                self._until = {item: end for item, end in self._until.items() if end > until - self.window}
+            for item in items:
+                self._until[item] = until
+        self._answering.until = until
+
+    def refuse(self, operation: str) -> None:
+        with self._lock:
+            self._refused[operation] += 1
+
+    def refused(self) -> dict[str, int]:
+        """The requests refused so far because a transaction was in progress on their items, by operation."""
+        with self._lock:
+            return dict(self._refused)
+
+    def answer_when_done(self) -> None:
+        """Wait, outside every lock, until the window of this request thread's transaction (if any) has ended."""
+        until, self._answering.until = getattr(self._answering, "until", None), None
+        if until is not None and (left := until - time.monotonic()) > 0:
+            time.sleep(left)
+
+
 @contextmanager
 def applied(
     invoker: Invoker,
     wait_scale: float,
     timeout_scale: float,
     send_faults: SendFaults,
+    transactions: "TransactionHolds",
     *,
     cache_definitions: bool = True,
     reuse_clients: bool = True,
@@ -194,7 +258,8 @@ def applied(
 ) -> Iterator[None]:
     """Install every patch; only one local cloud per process, since moto's backends are process-wide.
 
-    ``send_faults`` holds the SQS sends the local cloud's ``fail_sends`` asks to fail.
+    ``send_faults`` holds the SQS sends the local cloud's ``fail_sends`` asks to fail, and ``transactions`` the
+    items of DynamoDB transactions in progress (``LocalCloud(transaction_window=...)``).
 
     ``cache_definitions=False`` leaves moto parsing the definition on every execution,
     ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, and
@@ -219,6 +284,7 @@ def applied(
             _fail_sqs_sends(send_faults, undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
+            _conflict_with_transactions_in_progress(transactions, undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
             _measure_payloads_as_utf8(undo)
             _limit_state_input_size(undo)
@@ -969,6 +1035,95 @@ def _serialize_dynamodb(undo: ExitStack) -> None:
             return original(self)
 
     _replace(undo, DynamoHandler, "call_action", call_action)
+
+
+# What DynamoDB answers for an item another transaction holds (the CancellationReason's documented message).
+TRANSACTION_CONFLICT = "TransactionConflict"
+TRANSACTION_CONFLICT_MESSAGE = "Transaction is ongoing for the item"
+
+
+class TransactionConflictException(DynamodbException):
+    """A PutItem, UpdateItem or DeleteItem refused because a transaction is in progress on its item (HTTP 400)."""
+
+    def __init__(self) -> None:
+        super().__init__(ERROR_TYPE_PREFIX + "TransactionConflictException", TRANSACTION_CONFLICT_MESSAGE)
+
+
+def _conflict_with_transactions_in_progress(transactions: TransactionHolds, undo: ExitStack) -> None:
+    """DynamoDB cancels a TransactWriteItems when "an item within [it] is part of another ongoing
+    TransactWriteItems request", with TransactionCanceledException and one CancellationReason per item, in
+    order: ``TransactionConflict`` ("Transaction is ongoing for the item") where the item is held, ``None``
+    elsewhere; and a PutItem, UpdateItem or DeleteItem on such an item fails with TransactionConflictException
+    (transaction-apis.html#transaction-conflict-handling, API_TransactWriteItems.html). Neither writes anything.
+    moto never overlaps two requests, so it never conflicts. Here a transaction that is applied holds its items
+    for ``transactions.window`` (``TransactionHolds``), and so does one its own conditions cancel, on the items
+    whose condition held (DynamoDB prepares every item, then releases them):
+    ``DynamoDBBackend.transact_write_items`` refuses one that touches a held item before writing anything, and
+    ``DynamoHandler.put_item``, ``update_item`` and ``delete_item`` refuse a write to one; ``call_action`` then
+    answers once the request's own window has ended, after the lock that serializes requests is released, so
+    other requests (another Lambda worker's) can meet the held items meanwhile. A transaction refused for a
+    conflict holds nothing and answers at once."""
+    transact = dynamodb_models.DynamoDBBackend.__dict__["transact_write_items"]
+    call_action = DynamoHandler.__dict__["call_action"]
+
+    def transact_write_items(self, transact_items: list[dict]) -> None:
+        named = [
+            _item_id(self, operation.get("TableName"), operation.get("Key") or operation.get("Item"))
+            for request in transact_items
+            for operation in request.values()
+        ]
+        items = [item for item in named if item is not None]
+        if len(named) != len(transact_items) or len(items) != len(named) or len(set(items)) != len(items):
+            return transact(self, transact_items)  # malformed: moto refuses it, as DynamoDB does, holding nothing
+        held = transactions.held(items)
+        if any(held):
+            transactions.refuse("TransactWriteItems")
+            conflict = (TRANSACTION_CONFLICT, TRANSACTION_CONFLICT_MESSAGE, None)
+            raise TransactionCanceledException([conflict if is_held else (None, None, None) for is_held in held])
+        try:
+            transact(self, transact_items)
+        except TransactionCanceledException as cancelled:
+            # Cancelled by a condition: in progress all the same, on the items whose part went through.
+            reasons = json.loads(cancelled.description)["CancellationReasons"]
+            transactions.hold([item for item, reason in zip(items, reasons, strict=True) if reason["Code"] == "None"])
+            raise
+        transactions.hold(items)
+
+    def refusing(operation: str, action: Callable[[Any], Any], item_of: str) -> Callable[[Any], Any]:
+        def refuse_if_held(self) -> Any:
+            item = _item_id(self.dynamodb_backend, self.body.get("TableName"), self.body.get(item_of))
+            if item is not None and transactions.held([item])[0]:
+                transactions.refuse(operation)
+                raise TransactionConflictException()
+            return action(self)
+
+        return refuse_if_held
+
+    def _call_action(self) -> Any:
+        try:
+            return call_action(self)
+        finally:
+            transactions.answer_when_done()
+
+    _replace(undo, dynamodb_models.DynamoDBBackend, "transact_write_items", transact_write_items)
+    for operation, action, item_of in (
+        ("PutItem", "put_item", "Item"),
+        ("UpdateItem", "update_item", "Key"),
+        ("DeleteItem", "delete_item", "Key"),
+    ):
+        _replace(undo, DynamoHandler, action, refusing(operation, DynamoHandler.__dict__[action], item_of))
+    _replace(undo, DynamoHandler, "call_action", _call_action)
+
+
+def _item_id(backend: Any, table_name: Any, attributes: Any) -> tuple[str, str, str, str] | None:
+    """An item's identity across the local cloud: account, Region, table and key; None where the request does not
+    name one (moto then refuses the request)."""
+    try:
+        table = backend.get_table(table_name)
+        key = {name: attributes[name] for name in (table.hash_key_attr, table.range_key_attr) if name}
+    except Exception:
+        return None
+    return backend.account_id, backend.region_name, table_name, json.dumps(key, sort_keys=True)
 
 
 def put_public_parameter(account: str, region: str, name: str, value: str) -> None:

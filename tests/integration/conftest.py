@@ -26,10 +26,13 @@ def cloud(assembly, request, lambda_logs):
 
     Retry waits run at 1/100 of real time, so a compensation exhausting its retries
     takes seconds; timeouts stay real, as they only matter when something hangs,
-    unless the module sets its own ``TIMEOUT_SCALE``.
+    unless the module sets its own ``TIMEOUT_SCALE``. DynamoDB transactions are in progress
+    for the local cloud's default window, unless the module sets ``TRANSACTION_WINDOW``.
     """
-    timeout_scale = getattr(request.module, "TIMEOUT_SCALE", 1.0)
-    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=timeout_scale, log_dir=lambda_logs) as cloud:
+    settings = {"timeout_scale": getattr(request.module, "TIMEOUT_SCALE", 1.0), "log_dir": lambda_logs}
+    if hasattr(request.module, "TRANSACTION_WINDOW"):
+        settings["transaction_window"] = request.module.TRANSACTION_WINDOW
+    with LocalCloud(wait_scale=WAIT_SCALE, **settings) as cloud:
         cloud.deploy(assembly.directory, assembly.stack_name)
         yield cloud
 

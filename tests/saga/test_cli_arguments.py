@@ -1,9 +1,13 @@
 """What `saga` says about its own arguments, before it looks for any stack: one line, exit 2, nothing done."""
 
+import contextlib
+import io
+
 import pytest
 
 from saga.cli import main
 from saga.commands import ExitStatus
+from saga.localcloud.cloud import TRANSACTION_WINDOW_SECONDS
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -22,6 +26,8 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
         (["list", "--endpoint-url", "ftp://x"], "argument --endpoint-url: must be a URL such as http://"),
         (["local", "up", "--port", "99999"], "argument --port: must be a port number from 0 to 65535, not '99999'"),
         (["local", "up", "--port", "-1"], "argument --port: must be a port number from 0 to 65535"),
+        (["local", "up", "--transaction-window", "-1"], "argument --transaction-window: must be 0 or more, not -1"),
+        (["local", "up", "--transaction-window", "soon"], "argument --transaction-window: not a number: 'soon'"),
         (["replay", "--limit", "0"], "argument --limit: must be above 0, not 0"),
         (["list", "--limit", "many"], "argument --limit: not a number: 'many'"),
         (["book", "--timeout", "-3"], "argument --timeout: must be above 0, not -3"),
@@ -56,3 +62,15 @@ def test_version_names_the_package(capsys):
 
     assert code == 0
     assert out.startswith("saga ") and out.strip() != "saga unknown"
+
+
+def test_local_ups_transaction_window_says_the_local_clouds_default():
+    """The help names the default, which the CLI does not import the local cloud (and moto) to read."""
+    assert f"(default: {TRANSACTION_WINDOW_SECONDS})" in cli_help("local", "up")
+
+
+def cli_help(*command: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main([*command, "--help"])
+    return " ".join(out.getvalue().split())

@@ -45,7 +45,7 @@ def run(tmp_path_factory) -> tuple[dict, Path, str]:
 def test_it_writes_a_chart_and_prints_the_table(run):
     results, out, stdout = run
     assert (out / "benchmark.png").read_bytes().startswith(b"\x89PNG")
-    for heading in ("Local speed", "Overhead of the real handlers", "Speedups", "AWS cost", "Cold start"):
+    for heading in ("Local speed", "Overhead of the real handlers", "Speedups", "AWS cost", "Cold start", "Contention"):
         assert heading in stdout
     assert results["command"] == f"python -m bench --quick --out {out}"
     assert results["machine"]["nproc"] >= 1 and results["machine"]["python"]
@@ -120,3 +120,16 @@ def test_cold_start_measures_each_handler_module(run):
         assert len(figures["import_ms_runs"]) == results["settings"]["cold_runs"]
         # Lambda's "Max Memory Used": the handler fits in the function's configured memory.
         assert 0 < figures["rss_after_import_mb"] <= figures["peak_rss_mb"] < results["cost"]["functions"]["memory_mb"]
+
+
+def test_contention_sells_every_room_and_counts_the_conflicts(run):
+    results, _, stdout = run
+    hot = results["contention"]
+    assert (hot["bookings"], hot["seats"], hot["rooms"]) == (20, 5, 3)
+    # the hotel is the bottleneck: every room sold, every other booking compensated because it was sold out
+    assert hot["verdicts"] == {"confirmed": hot["rooms"], "compensated": hot["bookings"] - hot["rooms"]}
+    assert hot["errors"] == {"SoldOut": hot["bookings"] - hot["rooms"]}
+    assert hot["conflicts"] == sum(hot["conflicts_by_operation"].values())
+    assert 0 <= hot["handler_retries"] <= hot["conflicts"]
+    assert hot["seconds"] > 0
+    assert "Contention: 20 bookings at once" in stdout

@@ -8,9 +8,11 @@ longer fails (or succeeds) where AWS would.
 import io
 import json
 import textwrap
+import threading
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -576,3 +578,144 @@ def test_fail_sends_answers_with_a_server_error_until_cleared(cloud):
     assert refused.value.response["Error"]["Code"] == "ServiceUnavailable"
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
     assert [message["Body"] for message in messages(cloud, url)] == ["kept"]
+
+
+# DynamoDB transaction conflicts. A probe's transaction stays in progress this long: far longer than the requests
+# made meanwhile take, even on a busy machine.
+PROBE_WINDOW_SECONDS = 1.0
+
+
+@pytest.fixture
+def items(cloud, request) -> Iterator[str]:
+    """A fresh table keyed by ``pk``, with the local cloud's transactions in progress for a second each."""
+    name = request.node.name[:200]
+    cloud.client("dynamodb").create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    window, cloud.transaction_window = cloud.transaction_window, PROBE_WINDOW_SECONDS
+    yield name
+    cloud.transaction_window = window
+
+
+def item(pk: str, value: str) -> dict:
+    return {"pk": {"S": pk}, "value": {"S": value}}
+
+
+def value_of(cloud, table: str, pk: str) -> str | None:
+    found = cloud.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": pk}}, ConsistentRead=True)
+    return found["Item"]["value"]["S"] if "Item" in found else None
+
+
+@contextmanager
+def transaction_in_progress(cloud, table: str, pks: list[str]) -> Iterator[float]:
+    """A TransactWriteItems putting ``pks`` (value "winner"), in progress while the block runs; yields the moment its
+    writes showed. It must succeed, and answer only once its window has passed."""
+    dynamodb = cloud.client("dynamodb")
+    answered: list[Any] = []
+
+    def transact() -> None:
+        try:
+            answered.append(
+                dynamodb.transact_write_items(
+                    TransactItems=[{"Put": {"TableName": table, "Item": item(pk, "winner")}} for pk in pks]
+                )
+            )
+        except ClientError as error:
+            answered.append(error)
+
+    winner = threading.Thread(target=transact)
+    winner.start()
+    eventually(lambda: value_of(cloud, table, pks[0]) == "winner")  # applied: a GetItem may see it at once
+    applied = time.monotonic()
+    yield applied
+    assert time.monotonic() - applied < PROBE_WINDOW_SECONDS, "too slow to meet the transaction in progress"
+    winner.join()
+    assert not isinstance(answered[0], ClientError), answered[0]
+    assert time.monotonic() - applied >= PROBE_WINDOW_SECONDS * 0.9  # it answered when its window ended
+
+
+def test_a_transaction_meeting_one_in_progress_is_cancelled_with_transaction_conflict_and_writes_nothing(cloud, items):
+    """https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling:
+    a conflict occurs when "an item within a TransactWriteItems request is part of another ongoing
+    TransactWriteItems request", and "if any item-level request within TransactWriteItems [...] is rejected, the
+    request fails with a TransactionCanceledException". API_TransactWriteItems.html (TransactionCanceledException):
+    reasons "are ordered in the order of requested items, if an item has no error it will have None code and Null
+    message"; "Transaction Conflict: Code: TransactionConflict, Message: Transaction is ongoing for the item"; HTTP
+    400. Cancelled, it writes nothing; the transaction in progress applies entirely. botocore retries neither
+    (data/_retry.json, retries/standard.py): the client answers on its first attempt. A GetItem meanwhile
+    succeeds ("both operations can succeed")."""
+    dynamodb = cloud.client("dynamodb")
+    dynamodb.put_item(TableName=items, Item=item("seat", "before"))
+    conflicts = cloud.transaction_conflicts().get("TransactWriteItems", 0)
+
+    with transaction_in_progress(cloud, items, ["seat", "other"]):
+        with pytest.raises(ClientError) as cancelled:
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": items, "Item": item("mine", "loser")}},
+                    {
+                        "Update": {
+                            "TableName": items,
+                            "Key": {"pk": {"S": "seat"}},
+                            "UpdateExpression": "SET #value = :loser",
+                            "ExpressionAttributeNames": {"#value": "value"},
+                            "ExpressionAttributeValues": {":loser": {"S": "loser"}},
+                        }
+                    },
+                ]
+            )
+        assert value_of(cloud, items, "seat") == "winner"
+
+    response = cancelled.value.response
+    assert response["Error"]["Code"] == "TransactionCanceledException"
+    assert response["Error"]["Message"] == (
+        "Transaction cancelled, please refer cancellation reasons for specific reasons [None, TransactionConflict]"
+    )
+    assert response["CancellationReasons"] == [
+        {"Code": "None"},
+        {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"},
+    ]
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert response["ResponseMetadata"]["RetryAttempts"] == 0
+    assert [value_of(cloud, items, pk) for pk in ("seat", "other", "mine")] == ["winner", "winner", None]
+    assert cloud.transaction_conflicts()["TransactWriteItems"] == conflicts + 1
+
+
+def test_a_single_item_write_to_an_item_a_transaction_holds_fails_with_transaction_conflict_exception(cloud, items):
+    """transaction-apis.html#transaction-conflict-handling: "A PutItem, UpdateItem, or DeleteItem request for an item
+    conflicts with an ongoing TransactWriteItems request that includes the same item", and then "the request
+    fails with a TransactionConflictException" (API_PutItem.html: "Operation was rejected because there is an
+    ongoing transaction for the item", HTTP 400), writing nothing; botocore does not retry it. Other items, and
+    the same item once the transaction has answered, take writes as usual."""
+    dynamodb = cloud.client("dynamodb")
+    key = {"pk": {"S": "seat"}}
+    update = {"UpdateExpression": "SET #value = :late", "ExpressionAttributeNames": {"#value": "value"}}
+    writes = {
+        "PutItem": lambda: dynamodb.put_item(TableName=items, Item=item("seat", "late")),
+        "UpdateItem": lambda: dynamodb.update_item(
+            TableName=items, Key=key, ExpressionAttributeValues={":late": {"S": "late"}}, **update
+        ),
+        "DeleteItem": lambda: dynamodb.delete_item(TableName=items, Key=key),
+    }
+    conflicts = cloud.transaction_conflicts()
+
+    refused = {}
+    with transaction_in_progress(cloud, items, ["seat"]):
+        for operation, write in writes.items():
+            with pytest.raises(ClientError) as error:
+                write()
+            refused[operation] = error.value.response
+        dynamodb.put_item(TableName=items, Item=item("elsewhere", "meanwhile"))
+
+    for operation, response in refused.items():
+        assert response["Error"]["Code"] == "TransactionConflictException", operation
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert response["ResponseMetadata"]["RetryAttempts"] == 0
+        assert cloud.transaction_conflicts()[operation] == conflicts.get(operation, 0) + 1
+    assert value_of(cloud, items, "seat") == "winner"
+    assert value_of(cloud, items, "elsewhere") == "meanwhile"
+    writes["UpdateItem"]()
+    assert value_of(cloud, items, "seat") == "late"
