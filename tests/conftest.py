@@ -59,8 +59,9 @@ def pytest_terminal_summary(terminalreporter, config):
     counts = config.stash.get(FIGURES, None)
     if counts:
         terminalreporter.section("reliability figures")
+        width = max(map(len, counts))
         for name, count in sorted(counts.items()):
-            terminalreporter.write_line(f"{name:<48} {count:>8}")
+            terminalreporter.write_line(f"{name:<{width}} {count:>8}")
 
 
 @dataclass(frozen=True)
