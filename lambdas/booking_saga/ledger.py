@@ -159,6 +159,16 @@ class Ledger:
         A replay returns the first result (and says it replayed), a reserve after its cancel is refused
         (``BookingCancelled``), and a booking id another execution or other details hold is refused
         (``BookingConflict``); a refusal takes nothing."""
+        record, writes = self.reservation(claim, holding)
+        try:
+            self._client.transact_write_items(TransactItems=writes)
+        except self._client.exceptions.TransactionCanceledException as error:
+            return self.refused(claim, holding, failed_conditions(error))
+        return Reserved(self._result(record), replayed=False)
+
+    def reservation(self, claim: Claim, holding: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The record a reservation writes, and the transaction items that write it and take its capacity (for
+        ``reserve``, or for a transaction spanning several services' tables)."""
         record = {
             **booking_key(claim.booking_id),
             "booking_id": claim.booking_id,
@@ -168,7 +178,6 @@ class Ledger:
             "reserved_at": _now(),
             **holding,
         }
-        takes = "resource_id" in holding
         writes = [
             {
                 "Put": {
@@ -179,7 +188,7 @@ class Ledger:
                 }
             }
         ]
-        if takes:
+        if "resource_id" in holding:
             writes.append(
                 {
                     "Update": {
@@ -192,16 +201,18 @@ class Ledger:
                     }
                 }
             )
-        try:
-            self._client.transact_write_items(TransactItems=writes)
-        except self._client.exceptions.TransactionCanceledException as error:
-            existing, inventory = [*_failed_conditions(error), None, None][:2]
-            if existing is not None:
-                return self._existing(claim, existing)
-            if takes and inventory is not None:
-                raise SoldOut(_sold_out_message(self.service, holding, inventory)) from None
-            raise TransientFailure(f"{self.service} reservation for {claim.booking_id} conflicted; retry") from None
-        return Reserved(self._result(record), replayed=False)
+        return record, writes
+
+    def refused(self, claim: Claim, holding: dict[str, Any], failed: list[dict[str, Any] | None]) -> Reserved:
+        """Why a reservation's writes (``reservation``) were cancelled, from what ``failed_conditions`` read for each:
+        its own earlier write (a replay), or ``BookingConflict``, ``BookingCancelled``, ``SoldOut``; else a
+        conflicting writer (``TransientFailure``, worth retrying)."""
+        existing, inventory = [*failed, None, None][:2]
+        if existing is not None:
+            return self._existing(claim, existing)
+        if "resource_id" in holding and inventory is not None:
+            raise SoldOut(_sold_out_message(self.service, holding, inventory)) from None
+        raise TransientFailure(f"{self.service} reservation for {claim.booking_id} conflicted; retry") from None
 
     def _existing(self, claim: Claim, existing: dict[str, Any]) -> Reserved:
         if existing.get("owner") != claim.owner:
@@ -293,7 +304,7 @@ class Ledger:
         return result | extra
 
 
-def _failed_conditions(error: Any) -> list[dict[str, Any] | None]:
+def failed_conditions(error: Any) -> list[dict[str, Any] | None]:
     """Per write of a cancelled transaction: the item as it was where its condition failed, else None."""
     deserializer = TypeDeserializer()
     return [
