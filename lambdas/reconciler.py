@@ -17,22 +17,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from booking_saga.executions import BookingRegistry
 from booking_saga.observability import logger, metrics, observed
-from booking_saga.reconciliation import CLEAN, RELEASED, Cancel, Reconciler
+from booking_saga.reconciliation import CLEAN, RELEASED, Cancel, Reconciler, invoker
 
 
 @cache
 def _client(service: str) -> Any:
     """Created once per execution environment and reused while the Lambda stays warm."""
     return boto3.client(service)
-
-
-def _invoke(function: str, payload: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """Run a cancel function as the state machine does, and read its error the way Step Functions does."""
-    response = _client("lambda").invoke(FunctionName=function, Payload=json.dumps(payload))
-    answer = json.loads(response["Payload"].read() or "null")
-    if "FunctionError" in response:
-        return str(answer.get("errorType")), answer
-    return None, answer
 
 
 def _park(message: dict[str, Any]) -> None:
@@ -43,7 +34,7 @@ def _park(message: dict[str, Any]) -> None:
 def handle(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Lambda handler for one status-change event; a failure is retried by Lambda, then parked on its queue."""
     cancels = [Cancel(**cancel) for cancel in json.loads(os.environ["CANCELS"])]
-    reconciler = Reconciler(_client("stepfunctions"), cancels, _invoke, _park)
+    reconciler = Reconciler(_client("stepfunctions"), cancels, invoker(_client("lambda")), _park)
     done = reconciler.reconcile(event["detail"]["executionArn"])
     logger.set_correlation_id(done.booking_id)
     logger.info("reconciled", extra=done.to_json())

@@ -29,7 +29,7 @@ from botocore.exceptions import (
 from booking_saga.contract import InvalidBooking
 from booking_saga.executions import DuplicateBooking, UnknownBooking
 from booking_saga.services import SERVICES, Service, reference_trip
-from saga import commands
+from saga import commands, engines
 from saga.api import ApiError
 from saga.catalog import SAMPLE_CATALOG, InvalidCatalog
 from saga.commands import ExitStatus, Failure
@@ -217,6 +217,12 @@ def _book_arguments(book: argparse.ArgumentParser, services: tuple[Service, ...]
     book.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 unless confirmed")
     book.add_argument("--timeout", type=_positive(float), default=300, help="seconds to wait (default: %(default)s)")
     book.add_argument("--api", action="store_true", help=API_HELP)
+    book.add_argument(
+        "--engine",
+        choices=engines.ENGINES,
+        default="stepfunctions",
+        help="alsf: run it on the local cloud's second Step Functions interpreter, with --wait (default: %(default)s)",
+    )
 
 
 def _add_trip_flags(book: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
@@ -283,7 +289,7 @@ COMMANDS: dict[str, tuple[Callable[..., ExitStatus], str, AddArguments, tuple[st
         ("reporting",),
     ),
     "seed": (commands.seed, "load or restock inventory from a catalog", _seed_arguments, ("target", "reporting")),
-    "book": (commands.book, "book a trip (start one saga)", _book_arguments, ("target", "reporting")),
+    "book": (engines.book, "book a trip (start one saga)", _book_arguments, ("target", "reporting")),
     "status": (
         commands.status,
         "how a booking ended (or that it is still running)",

@@ -17,7 +17,15 @@ from saga.api import BookingApi
 
 DEFAULT_STACK = "BookingSaga"
 LOCAL_REGION = "us-east-1"
-OUTPUTS = ("StateMachineArn", "DeadLetterQueueUrl", "ApiUrl", "BookingsTable", "BookingContract")
+OUTPUTS = (
+    "StateMachineArn",
+    "DeadLetterQueueUrl",
+    "ReconcilerFunction",
+    "ReconcilerFailuresUrl",
+    "ApiUrl",
+    "BookingsTable",
+    "BookingContract",
+)
 # Where a local cloud serves a REST API: <endpoint>/_aws/execute-api/<api id>/<stage>/
 LOCAL_API_PREFIX = "/_aws/execute-api/"
 _AWS_API_URL = re.compile(r"https://(?P<api>\w+)\.execute-api\.[\w-]+\.amazonaws\.com(?:\.cn)?/(?P<stage>[^/]+)/")
@@ -36,7 +44,9 @@ class Deployment:
     state_machine_arn: str
     tables: dict[str, str]  # service name -> table name
     bookings_table: str  # every booking id accepted (see ``BookingRegistry``)
-    dead_letter_queue_url: str
+    dead_letter_queue_url: str  # bookings whose compensation is parked for a person
+    reconciler_function: str  # finishes the ends no catch saw (``booking_saga.reconciliation``)
+    reconciler_failures_url: str  # the execution ends the reconciler could not finish
     api_url: str  # the booking HTTP API, as this deployment's callers reach it
     contract: Contract  # what the stack accepts (its BookingContract output)
     _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -114,6 +124,8 @@ def find_deployment(
         tables={service: outputs[output] for service, output in tables.items()},
         bookings_table=outputs["BookingsTable"],
         dead_letter_queue_url=outputs["DeadLetterQueueUrl"],
+        reconciler_function=outputs["ReconcilerFunction"],
+        reconciler_failures_url=outputs["ReconcilerFailuresUrl"],
         api_url=local_api_url(endpoint_url, outputs["ApiUrl"]) if endpoint_url else outputs["ApiUrl"],
         contract=Contract.from_json(json.loads(outputs["BookingContract"]), services),
     )

@@ -28,7 +28,7 @@ from saga.audit import Audit
 from saga.bookings import Summary
 from saga.catalog import Loaded
 from saga.chaos import ChaosReport
-from saga.recovery import Replay
+from saga.recovery import RECONCILED, Replay
 
 _COLOURS = {"ok": "32", "fail": "31", "undo": "33", "dim": "2", "bold": "1"}
 VERDICT_STYLES = {
@@ -181,14 +181,17 @@ def chaos(out: Output, report: ChaosReport) -> Iterator[str]:
 
 def replays(out: Output, done: list[Replay]) -> Iterator[str]:
     if not done:
-        yield "the dead-letter queue is empty: no compensation is parked"
+        yield "nothing to replay: no booking is parked and the reconciler has finished every end it was given"
     for replay in done:
-        if replay.finished:
-            released = [cancel["step"] for cancel in replay.cancels if cancel.get("released")]
-            how = f"released by {', '.join(released)}" if released else "nothing was still held"
-            yield f"{out.paint('✓', 'ok')} {replay.booking_id}: compensation finished, {how}"
-        else:
+        released = f"released by {', '.join(replay.released)}" if replay.released else "nothing was still held"
+        if replay.error is not None:
             yield f"{out.paint('✗', 'fail')} {replay.booking_id}: still parked, {replay.error}"
+        elif replay.parked:
+            yield f"{out.paint('✗', 'fail')} {replay.booking_id}: the reconciler could not finish it and parked it"
+        elif replay.how == RECONCILED:
+            yield f"{out.paint('✓', 'ok')} {replay.booking_id}: reconciled, {released}"
+        else:
+            yield f"{out.paint('✓', 'ok')} {replay.booking_id}: compensation finished, {released}"
 
 
 def audit(out: Output, report: Audit) -> Iterator[str]:

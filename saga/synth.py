@@ -14,6 +14,8 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from saga.node import find_node
+
 ROOT = Path(__file__).resolve().parent.parent  # where app.py and cdk.json live
 CDK_JSON = ROOT / "cdk.json"
 CACHE = Path(os.environ.get("SAGA_CACHE_DIR") or ROOT / ".cache") / "assemblies"
@@ -29,12 +31,17 @@ class SynthError(RuntimeError):
 def synthesize(outdir: Path, context: dict | None = None) -> Path:
     """Run the CDK app (``stacks.app.build_app``) into ``outdir`` with cdk.json's context, as the CDK CLI would.
 
-    ``context`` adds to or overrides it, like ``cdk synth -c key=value``. The CDK's
-    jsii runtime runs on Node.js, so that must be installed.
+    ``context`` adds to or overrides it, like ``cdk synth -c key=value``. The CDK's jsii runtime runs on
+    Node.js: the project's own Node 22 where `npm ci` installed it, else the system's (``saga.node``).
     """
-    if shutil.which("node") is None:
-        raise SynthError("Node.js is not installed: the CDK needs it to synthesize the app (Node 20 or newer)")
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    node = find_node()
+    if node is None:
+        raise SynthError(
+            "Node.js is not installed: the CDK needs it to synthesize the app (Node 22; on Linux, `npm ci` installs it)"
+        )
+    os.environ.setdefault("JSII_NODE", node.path)  # jsii's setting for which node it starts, else the first on PATH
+    if not node.supported:  # jsii warns on every start under a Node past its end of life, in 11 lines
+        os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", str(node.major))
     from stacks.app import build_app  # loads aws-cdk-lib (a second or two), so only when needed
 
     # The CLI records each resource's construct path, and API Gateway's deployment id hashes the API's resources

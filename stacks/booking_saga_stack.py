@@ -117,6 +117,13 @@ class BookingSagaStack(Stack):
             CfnOutput(self, service.service.table_output, value=service.table.table_name)
         CfnOutput(self, "BookingsTable", value=self.bookings.table_name)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.parking.queue.queue_url)
+        CfnOutput(self, "ReconcilerFunction", value=self.reconciler.function.function_name)
+        CfnOutput(
+            self,
+            "ReconcilerFailuresUrl",
+            value=self.reconciler.failures.queue_url,
+            description="Execution ends the reconciler could not finish (saga replay hands them to it again)",
+        )
         CfnOutput(
             self, "BookingContract", value=contract, description="What the stack accepts: currencies and limits, chaos"
         )

@@ -69,6 +69,40 @@ class Reconciliation:
         }
 
 
+def invoker(lambda_client: Any) -> Invoke:
+    """Run a function as the state machine does, and read its error the way Step Functions does."""
+
+    def invoke(function: str, payload: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        response = lambda_client.invoke(FunctionName=function, Payload=json.dumps(payload))
+        answer = json.loads(response["Payload"].read() or "null")
+        if "FunctionError" in response:
+            return str(answer.get("errorType")), answer
+        return None, answer
+
+    return invoke
+
+
+def run_cancels(
+    cancels: list[Cancel], invoke: Invoke, execution_arn: str, booking: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Every cancel of the saga for this execution, in the order given, each tried again after each of
+    ``RETRY_PAUSES`` while it fails. Returns each answer (with its step) and, where one still failed, what
+    failed (``"<step>: <error>: <message>"``); the cancels after it are not run."""
+    done: list[dict[str, Any]] = []
+    for cancel in cancels:
+        payload = {"step": cancel.step, "execution": execution_arn, "booking": booking}  # as the state machine sends
+        error, answer = invoke(cancel.function, payload)
+        for pause in RETRY_PAUSES:
+            if error is None:
+                break
+            time.sleep(pause)
+            error, answer = invoke(cancel.function, payload)
+        if error is not None:
+            return done, f"{cancel.step}: {error}: {answer.get('errorMessage')}"
+        done.append({"step": cancel.step, **answer})
+    return done, None
+
+
 class Reconciler:
     """Reads executions through ``stepfunctions``, runs ``cancels`` (in the order given: the definition's
     reverse) through ``invoke``, and hands a booking it cannot finish to ``park``."""
@@ -97,22 +131,10 @@ class Reconciler:
         )
         if done.status == "RUNNING" or (done.status == "FAILED" and done.ended_in in CLEAN_ENDS):
             return done
-        for cancel in self.cancels:
-            error, answer = self._run(cancel, {"step": cancel.step, "execution": execution_arn, "booking": booking})
-            if error is not None:
-                done.outcome, done.error = PARKED, f"{cancel.step}: {error}: {answer.get('errorMessage')}"
-                self.park({"execution_arn": execution_arn, "saga": booking, "reconciliation": done.to_json()})
-                return done
-            done.cancels.append({"step": cancel.step, **answer})
-        done.outcome = RELEASED
+        done.cancels, done.error = run_cancels(self.cancels, self.invoke, execution_arn, booking)
+        if done.error is not None:
+            done.outcome = PARKED
+            self.park({"execution_arn": execution_arn, "saga": booking, "reconciliation": done.to_json()})
+        else:
+            done.outcome = RELEASED
         return done
-
-    def _run(self, cancel: Cancel, payload: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        """One cancel, tried again after each pause while it fails."""
-        error, answer = self.invoke(cancel.function, payload)
-        for pause in RETRY_PAUSES:
-            if error is None:
-                break
-            time.sleep(pause)
-            error, answer = self.invoke(cancel.function, payload)
-        return error, answer

@@ -1,130 +1,58 @@
-"""Every booking ends fully confirmed, fully undone, or parked in the dead-letter queue: under random faults.
+"""Every booking ends fully confirmed, fully undone, or parked for a person: under random faults.
 
 Hypothesis draws a booking (seats and rooms against a fresh flight and hotel of
 random capacity, an amount around the payment limit, sometimes malformed) and a
 fault schedule over all six functions (transient failures, duplicate delivery,
 a reserve that times out after its write, a forced business failure, a cancel
-that fails for good). Each runs as a real execution on the local cloud, and the
-invariant is checked from the tables and the dead-letter queue afterwards:
+that fails for good), and the ends no catch sees (an oversized state, a park
+that fails, the execution stopped or timed out from outside once it enters a
+given state), which the reconciler must finish. Each runs as a real execution
+on the local cloud, and the invariant is checked once the booking is settled,
+from the tables and the dead-letter queue:
 
 - confirmed: exactly its seats, rooms and charge are held;
-- compensated: nothing is held and capacity is back where it was;
-- parked: exactly one dead-letter message, and every service it
-  does not report as undone still holds what it took (nothing else is held).
+- compensated or released: nothing is held and capacity is back where it was;
+- parked: exactly one dead-letter message, and every service it does not
+  report as undone still holds what it took (nothing else is held).
 
-The expected outcome comes from a small model of the saga, so a fault that
-changes an outcome it should not (a transient failure that is not retried, say)
-fails the test too. ``--schedules N`` sets how many schedules run (default 200).
+The expected outcome comes from a small model of the saga and its reconciler
+(``fault_schedules``), so a fault that changes an outcome it should not (a
+transient failure that is not retried, say) fails the test too; an
+interruption that lands has no model, so every end it may take is checked
+against the invariant. A released booking's status-change event is then
+delivered twice more at once, as EventBridge may: nothing changes. ``--schedules
+N`` sets how many schedules run (default 200), split into shards that run in
+parallel under pytest-xdist, each against its own local cloud.
 """
 
 import itertools
 import json
-from dataclasses import dataclass, field
+import threading
+import time
 
+import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from booking_saga import services
-from booking_saga.contract import default_contract
 from booking_saga.ledger import Ledger
 from saga.audit import audit
-from saga.bookings import start_booking, wait_for
+from saga.bookings import Outcome, outcome_of, start_booking
+from tests.integration import fault_schedules
+from tests.integration.fault_schedules import (
+    PAYMENT_LIMIT,
+    SERVICES,
+    UNCAUGHT,
+    Expected,
+    Scenario,
+    document,
+    drain_dead_letters,
+    expected,
+    scenarios,
+)
 
-SERVICES = tuple(service.name for service in services.SERVICES)
-FUNCTIONS = default_contract().functions
-PAYMENT_LIMIT = 500_000  # the development stack's, in yen
-# A hung handler is stopped after 3 s (of 5), its task after 6 s (of 10): short enough to test
-# timeouts often, and 100 times what a handler takes, even on a busy 2-core machine.
-TIMEOUT_SCALE = 0.6
-RARELY = [None] * 15  # sampled_from(RARELY + values): the costly faults show up in about 1 schedule in 6
+TIMEOUT_SCALE = fault_schedules.TIMEOUT_SCALE  # the module's local cloud (conftest's ``cloud``) runs at it
+SHARDS = 4
 _numbers = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    seats: int
-    rooms: int
-    flight_capacity: int
-    hotel_capacity: int
-    amount: int
-    malformed: bool
-    chaos: dict = field(default_factory=dict)
-
-
-@st.composite
-def scenarios(draw) -> Scenario:
-    chaos = {
-        "fail_at": draw(st.sampled_from([*RARELY, *SERVICES])),
-        "fail_cancel": draw(st.sampled_from([*RARELY, *SERVICES])),
-        "timeout_after_write": draw(st.sampled_from([*RARELY, *SERVICES])),
-        "transient": draw(
-            st.dictionaries(
-                st.sampled_from(FUNCTIONS),
-                st.integers(1, 3),  # a reserve retries 3 times, so up to 3 transient failures change nothing
-                max_size=3,
-            )
-        ),
-        "duplicate": draw(st.lists(st.sampled_from(FUNCTIONS), unique=True, max_size=3)),
-    }
-    return Scenario(
-        seats=draw(st.integers(1, 9)),
-        rooms=draw(st.integers(1, 9)),
-        flight_capacity=draw(st.integers(0, 30)),  # mostly enough, sometimes too few or none
-        hotel_capacity=draw(st.integers(0, 30)),
-        amount=draw(st.sampled_from([100, 84_000, PAYMENT_LIMIT, PAYMENT_LIMIT + 1])),
-        malformed=draw(st.sampled_from([False] * 9 + [True])),
-        chaos={key: value for key, value in chaos.items() if value},
-    )
-
-
-@dataclass(frozen=True)
-class Expected:
-    verdict: str
-    held: frozenset[str]  # services still holding the booking
-    failure: str | None  # the error the failing reserve ends with
-
-
-def expected(scenario: Scenario) -> Expected:
-    """The saga as a model: where it fails, what each reserve wrote, which cancels run."""
-    chaos = scenario.chaos
-    if scenario.malformed:
-        return Expected("refused", frozenset(), "InvalidBooking")  # refused before anything is written
-    failed, wrote, failure = first_failure(scenario)
-    if failed is None:
-        return Expected("confirmed", frozenset(SERVICES), None)
-    position = SERVICES.index(failed)
-    reserved = set(SERVICES[:position]) | ({failed} if wrote else set())
-    for service in reversed(SERVICES[: position + 1]):  # the cancels, from the failed step's own
-        if chaos.get("fail_cancel") == service:
-            still = {s for s in reserved if SERVICES.index(s) <= SERVICES.index(service)}
-            return Expected("parked", frozenset(still), failure)
-    return Expected("compensated", frozenset(), failure)
-
-
-def first_failure(scenario: Scenario) -> tuple[str | None, bool, str | None]:
-    """The step that fails first, whether it wrote before failing, and its error; (None, False, None) if none does."""
-    sold_out = {"flight": scenario.seats > scenario.flight_capacity, "hotel": scenario.rooms > scenario.hotel_capacity}
-    for service in SERVICES:
-        if scenario.chaos.get("fail_at") == service:
-            return service, False, "ChaosFailure"
-        if sold_out.get(service):
-            return service, False, "SoldOut"
-        if service == "payment" and scenario.amount > PAYMENT_LIMIT:
-            return service, False, "PaymentDeclined"
-        if scenario.chaos.get("timeout_after_write") == service:
-            return service, True, "Sandbox.Timedout"
-    return None, False, None
-
-
-def document(booking_id: str, scenario: Scenario, flight_id: str, hotel_id: str) -> dict:
-    trip = {
-        "booking_id": booking_id,
-        "customer_id": "c-42",
-        "flight": {"flight_id": flight_id, "seats": scenario.seats},
-        "hotel": {"hotel_id": hotel_id, "rooms": scenario.rooms},
-        "payment": {"amount": scenario.amount, "currency": "JPY" if not scenario.malformed else "yen"},
-    }
-    return trip | ({"chaos": scenario.chaos} if scenario.chaos else {})
 
 
 def held(deployment, booking_id: str) -> dict[str, dict]:
@@ -132,18 +60,7 @@ def held(deployment, booking_id: str) -> dict[str, dict]:
     return {service: record for service, record in records.items() if (record or {}).get("status") == "RESERVED"}
 
 
-def drain_dead_letters(deployment) -> list[dict]:
-    sqs, messages = deployment.client("sqs"), []
-    while batch := sqs.receive_message(
-        QueueUrl=deployment.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
-    ).get("Messages", []):
-        for message in batch:
-            messages.append(json.loads(message["Body"]))
-            sqs.delete_message(QueueUrl=deployment.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return messages
-
-
-def count_faults(figures, scenario: Scenario) -> None:
+def count_faults(figures, scenario: Scenario, parks_refused: bool, interrupted: bool) -> None:
     chaos = scenario.chaos
     figures["faults: transient failures injected"] += sum(chaos.get("transient", {}).values())
     figures["faults: duplicate deliveries"] += len(chaos.get("duplicate", []))
@@ -151,64 +68,141 @@ def count_faults(figures, scenario: Scenario) -> None:
     figures["faults: forced business failures (chaos)"] += "fail_at" in chaos
     figures["faults: cancels failing for good"] += "fail_cancel" in chaos
     figures["faults: malformed bookings"] += scenario.malformed
+    figures["faults: oversized states"] += "oversized_result" in chaos
+    figures["faults: parks refused by SQS"] += parks_refused
+    figures["faults: stops and timeouts that landed"] += interrupted
 
 
-def test_every_fault_schedule_ends_confirmed_undone_or_parked(deployment, figures, request):
-    figures["leaks found"] += 0
+def settle(deployment, booking_id: str, timeout: float = 120) -> Outcome:
+    """The booking's outcome once it ended and, where no catch saw the end, the reconciler settled it."""
+    deadline = time.monotonic() + timeout
+    while (outcome := outcome_of(deployment, booking_id)).verdict in ("running", "not yet released"):
+        assert time.monotonic() < deadline, f"{booking_id} was not settled: {outcome.verdict}"
+        time.sleep(0.05)
+    return outcome
 
-    @settings(
-        max_examples=request.config.getoption("--schedules"),
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow],
+
+def interrupt(deployment, cloud, execution_arn: str, how: str, state: str) -> bool:
+    """Stop or time out the execution once it enters ``state``; whether that landed (it may end before)."""
+    stepfunctions = deployment.client("stepfunctions")
+    while stepfunctions.describe_execution(executionArn=execution_arn)["status"] == "RUNNING":
+        events = stepfunctions.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        if any(event.get("stateEnteredEventDetails", {}).get("name") == state for event in events):
+            try:
+                if how == "stop":
+                    stepfunctions.stop_execution(executionArn=execution_arn, error="Chaos", cause=f"stopped in {state}")
+                else:
+                    cloud.time_out_execution(execution_arn)
+            except (ClientError, ValueError):  # it ended in between: the model's end stands
+                pass
+            break
+        time.sleep(0.01)
+    return stepfunctions.describe_execution(executionArn=execution_arn)["status"] in ("ABORTED", "TIMED_OUT")
+
+
+def redeliver(deployment, execution_arn: str, status: str, copies: int = 2) -> None:
+    """Deliver the execution's status-change event to the reconciler ``copies`` times at once."""
+    event = {
+        "source": "aws.states",
+        "detail-type": "Step Functions Execution Status Change",
+        "detail": {"executionArn": execution_arn, "stateMachineArn": deployment.state_machine_arn, "status": status},
+    }
+    lambda_ = deployment.client("lambda")
+    errors: list[str] = []
+
+    def deliver() -> None:
+        response = lambda_.invoke(FunctionName=deployment.reconciler_function, Payload=json.dumps(event))
+        if "FunctionError" in response:
+            errors.append(response["Payload"].read().decode())
+
+    runs = [threading.Thread(target=deliver) for _ in range(copies)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    assert not errors, errors
+
+
+def parks(scenario: Scenario, model: Expected) -> bool:
+    """Whether SQS refuses the park: where the schedule asks it and the state machine parks the booking (not the
+    reconciler after an oversized state, nor after an interruption)."""
+    return scenario.park_fails and not scenario.interrupt and model.verdict == "parked" and model.failure != UNCAUGHT
+
+
+def check(deployment, scenario: Scenario, model: Expected | None, outcome: Outcome, ids: tuple[str, str, str]) -> None:
+    """The invariant, and the model's outcome where there is one (``model`` is None for a landed interruption)."""
+    booking_id, flight_id, hotel_id = ids
+    records = held(deployment, booking_id)
+    path = [(step.name, step.error) if step.error else step.name for step in outcome.path]
+    if model is not None:
+        assert (outcome.verdict, set(records)) == (model.verdict, set(model.held)), path
+        if model.failure:
+            assert outcome.failed_step is not None and outcome.failed_step.error == model.failure, path
+        if parks(scenario, model):
+            assert outcome.error == "ParkFailed", path  # the state machine could not park it; the reconciler did
+    else:
+        assert outcome.verdict in ("released", "parked"), (outcome.verdict, path)
+        assert outcome.verdict == "parked" or not records, (records, path)
+    taken_seats = scenario.seats if "flight" in records else 0
+    taken_rooms = scenario.rooms if "hotel" in records else 0
+    assert (deployment.ledger("flight").available(flight_id), deployment.ledger("hotel").available(hotel_id)) == (
+        scenario.flight_capacity - taken_seats,
+        scenario.hotel_capacity - taken_rooms,
     )
+    if "flight" in records:
+        assert records["flight"]["quantity"] == scenario.seats
+    if "hotel" in records:
+        assert records["hotel"]["quantity"] == scenario.rooms
+    if "payment" in records:
+        assert records["payment"]["amount"] == scenario.amount
+    parked = [message for message in drain_dead_letters(deployment) if message["saga"]["booking_id"] == booking_id]
+    if outcome.verdict == "parked":
+        assert len(parked) == 1, path
+        undone = set(parked[0]["saga"].get("compensations", {}))
+        assert not undone & set(records), "the message reports as undone a service that still holds"
+        assert parked[0]["execution_arn"] == outcome.execution_arn
+    else:
+        assert parked == [], path
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_every_fault_schedule_ends_confirmed_undone_or_parked(deployment, cloud, figures, request, shard):
+    figures["leaks found"] += 0
+    total = request.config.getoption("--schedules")
+    schedules = total // SHARDS + (shard < total % SHARDS)
+    if schedules == 0:
+        pytest.skip("no schedule left for this shard")
+
+    @settings(max_examples=schedules, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
     @given(scenario=scenarios())
     def run(scenario: Scenario) -> None:
-        number = next(_numbers)
-        booking_id, flight_id, hotel_id = f"schedule-{number}", f"FLIGHT-{number}", f"HOTEL-{number}"
+        key = f"{shard}-{next(_numbers)}"
+        ids = booking_id, flight_id, hotel_id = f"schedule-{key}", f"FLIGHT-{key}", f"HOTEL-{key}"
         Ledger(deployment.table("flight"), "flight").stock(flight_id, scenario.flight_capacity)
         Ledger(deployment.table("hotel"), "hotel").stock(hotel_id, scenario.hotel_capacity)
         model = expected(scenario)
-
-        start_booking(deployment, document(booking_id, scenario, flight_id, hotel_id))
-        outcome = wait_for(deployment, booking_id, timeout=120)
+        refuse_park = parks(scenario, model)
+        if refuse_park:
+            park = deployment.definition()["States"]["SendToDeadLetterQueue"]["Retry"][0]["MaxAttempts"] + 1
+            cloud.fail_sends(deployment.dead_letter_queue_url, park)  # SQS is down for the park and its retries
+        try:
+            arn = start_booking(deployment, document(booking_id, scenario, flight_id, hotel_id)).execution_arn
+            landed = scenario.interrupt is not None and interrupt(deployment, cloud, arn, *scenario.interrupt)
+            outcome = settle(deployment, booking_id)
+        finally:
+            cloud.clear_faults()
 
         figures["schedules run (bookings)"] += 1
         figures[f"outcome: {outcome.verdict}"] += 1
-        count_faults(figures, scenario)
-        records = held(deployment, booking_id)
-        seats_left, rooms_left = (
-            deployment.ledger("flight").available(flight_id),
-            deployment.ledger("hotel").available(hotel_id),
-        )
-        parked = [message for message in drain_dead_letters(deployment) if message["saga"]["booking_id"] == booking_id]
-        leaks = set(records) - model.held
-        figures["leaks found"] += len(leaks)
-
-        path = [(step.name, step.error) if step.error else step.name for step in outcome.path]
-        assert (outcome.verdict, set(records)) == (model.verdict, set(model.held)), path
-        if model.failure:
-            assert outcome.failed_step is not None and outcome.failed_step.error == model.failure
-        taken_seats = scenario.seats if "flight" in model.held else 0
-        taken_rooms = scenario.rooms if "hotel" in model.held else 0
-        assert (seats_left, rooms_left) == (
-            scenario.flight_capacity - taken_seats,
-            scenario.hotel_capacity - taken_rooms,
-        )
-        if "flight" in records:
-            assert records["flight"]["quantity"] == scenario.seats
-        if "hotel" in records:
-            assert records["hotel"]["quantity"] == scenario.rooms
-        if "payment" in records:
-            assert records["payment"]["amount"] == scenario.amount
-        if model.verdict == "parked":
-            assert len(parked) == 1
-            undone = set(parked[0]["saga"].get("compensations", {}))
-            assert not undone & set(records), "the message reports as undone a service that still holds"
-            assert set(records) <= set(SERVICES) - undone
-            assert parked[0]["execution_arn"] == outcome.execution_arn
-        else:
-            assert parked == []
+        count_faults(figures, scenario, refuse_park, landed)
+        may_hold = model.held if not landed else set(SERVICES) if outcome.verdict == "parked" else set()
+        figures["leaks found"] += len(set(held(deployment, booking_id)) - may_hold)
+        check(deployment, scenario, None if landed else model, outcome, ids)
+        if outcome.verdict == "released":
+            before = held(deployment, booking_id), deployment.ledger("flight").available(flight_id)
+            redeliver(deployment, arn, outcome.status)
+            assert (held(deployment, booking_id), deployment.ledger("flight").available(flight_id)) == before
+            figures["redelivered ends reconciled again (no change)"] += 1
 
     run()
     report = audit(deployment)
@@ -217,8 +211,8 @@ def test_every_fault_schedule_ends_confirmed_undone_or_parked(deployment, figure
     figures["audit: drift found"] += len(report.drift)
 
 
-def test_the_model_knows_the_saga(figures):
-    """The oracle itself, on cases whose outcome the README spells out."""
+def test_the_model_knows_the_saga():
+    """The oracle itself, on cases whose outcome docs/recovery.md spells out."""
     plain = Scenario(seats=2, rooms=1, flight_capacity=5, hotel_capacity=5, amount=100, malformed=False)
     assert expected(plain) == Expected("confirmed", frozenset(SERVICES), None)
     declined = Scenario(2, 1, 5, 5, PAYMENT_LIMIT + 1, False)
@@ -229,3 +223,10 @@ def test_the_model_knows_the_saga(figures):
     assert expected(late) == Expected("parked", frozenset({"flight", "hotel"}), "Sandbox.Timedout")
     sold_out = Scenario(2, 6, 5, 5, 100, False, {"fail_cancel": "payment"})
     assert expected(sold_out) == Expected("compensated", frozenset(), "SoldOut")
+    oversized = Scenario(2, 1, 5, 5, 100, False, {"oversized_result": "hotel"})
+    assert expected(oversized) == Expected("released", frozenset(), UNCAUGHT)
+    # the reconciler runs every cancel from the last: the payment's, failing for good, parks it with all held
+    oversized_stuck = Scenario(2, 1, 5, 5, 100, False, {"oversized_result": "hotel", "fail_cancel": "payment"})
+    assert expected(oversized_stuck) == Expected("parked", frozenset({"flight", "hotel"}), UNCAUGHT)
+    flaky = Scenario(2, 1, 5, 5, 100, False, {"oversized_result": "flight", "transient": {"flight.cancel": 3}})
+    assert expected(flaky) == Expected("parked", frozenset({"flight"}), UNCAUGHT)  # 3 attempts, 3 failures

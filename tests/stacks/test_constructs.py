@@ -15,7 +15,9 @@ from tests.stacks.definition import resolved_definition
 
 
 def _defaults(stack: cdk.Stack, removal=cdk.RemovalPolicy.DESTROY) -> FunctionDefaults:
-    layer = lambda_.LayerVersion.from_layer_version_arn(stack, "Layer", "arn:aws:lambda:us-east-1:1:layer:x:1")
+    layer = lambda_.LayerVersion.from_layer_version_arn(
+        stack, "Layer", "arn:aws:lambda:us-east-1:123456789012:layer:x:1"
+    )
     return FunctionDefaults(lambda_.Code.from_inline("def h(e, c): pass"), layer, {"SHARED": "yes"}, removal)
 
 

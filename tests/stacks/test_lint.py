@@ -1,4 +1,5 @@
-"""Linters on the synthesized app: cfn-lint on the template, statelint on the ASL, cdk-nag on the constructs."""
+"""Linters on the synthesized app: cfn-lint on the template, statelint and asl-validator on the ASL, cdk-nag and
+cfn-guard on the constructs."""
 
 import json
 import subprocess
@@ -9,10 +10,13 @@ import pytest
 from aws_cdk import aws_sqs as sqs
 from cfnlint.api import lint
 
+from saga.node import find_node
+from saga.synth import ROOT
 from stacks.app import build_app
 from tests.stacks.definition import resolved_definition
 
 STATELINT = Path(sys.executable).parent / "statelint"
+ASL_VALIDATOR = ROOT / "node_modules" / "asl-validator" / "dist" / "bin" / "asl-validator.js"
 
 
 # ---------------------------------------------------------------- cfn-lint
@@ -59,6 +63,35 @@ def test_statelint_would_catch_a_broken_definition(assembly, tmp_path):
     definition["States"]["CancelFlight"]["Next"] = "NoSuchState"
     problems = _statelint(definition, tmp_path)
     assert any("NoSuchState" in problem for problem in problems), problems
+
+
+# ---------------------------------------------------------------- asl-validator
+
+
+def _asl_validator(definition: dict) -> list[str]:
+    """asl-validator's findings (the JSON schema of the States Language, and every JSONPath and ARN in it)."""
+    node = find_node()
+    assert node is not None and ASL_VALIDATOR.is_file(), "asl-validator comes with `npm ci` (./dev runs it)"
+    run = subprocess.run(
+        [node.path, str(ASL_VALIDATOR), "--json-definition", json.dumps(definition)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = [line.strip() for line in run.stderr.splitlines() if line.strip()]
+    assert (run.returncode == 0) == (findings == []), run.stdout + run.stderr
+    return findings
+
+
+def test_asl_validator_passes_the_resolved_definition(assembly):
+    assert _asl_validator(resolved_definition(assembly.template)) == []
+
+
+def test_asl_validator_would_catch_a_broken_definition(assembly):
+    definition = resolved_definition(assembly.template)
+    definition["States"]["ReserveFlight"]["ResultPath"] = "not a path"
+    findings = _asl_validator(definition)
+    assert any("/States/ReserveFlight/ResultPath is invalid" in finding for finding in findings), findings
 
 
 # ---------------------------------------------------------------- cdk-nag

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from saga.cli import main
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -33,20 +35,17 @@ def test_the_demo_confirms_one_trip_and_compensates_the_other():
     assert "trip-0002              CANCELLED" in after
 
 
-def test_without_node_the_demo_says_what_is_missing(tmp_path):
-    """The CDK synthesizes through Node.js; without it the user gets one line, not a jsii traceback."""
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "saga", "demo"],  # by its full path: this venv's interpreter, not a copy elsewhere
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "PATH": str(empty), "SAGA_CACHE_DIR": str(tmp_path / "cache")},  # nothing cached
-    )
+def test_without_node_the_demo_says_what_is_missing(tmp_path, monkeypatch, capsys):
+    """The CDK synthesizes through Node.js; with neither the project's own nor one on PATH, the user gets one line,
+    not a jsii traceback."""
+    monkeypatch.setattr("saga.node.PROJECT_NODE", tmp_path / "node_modules" / ".bin" / "node")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr("saga.synth.CACHE", tmp_path / "cache")  # nothing cached
 
-    assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == (
-        "saga: error: Node.js is not installed: the CDK needs it to synthesize the app (Node 20 or newer)"
+    code = main(["demo"])
+
+    assert code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "saga: error: Node.js is not installed: the CDK needs it to synthesize the app "
+        "(Node 22; on Linux, `npm ci` installs it)"
     )

@@ -91,6 +91,8 @@ def test_it_listens_on_localhost_only_and_reports_the_stack_outputs(server):
         "DeadLetterQueueUrl",
         "BookingContract",
         "ApiUrl",
+        "ReconcilerFunction",
+        "ReconcilerFailuresUrl",
     }
     assert server.info["api_url"].startswith(server.info["endpoint_url"] + "/_aws/execute-api/")
 
