@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 
-from booking_saga.atomic import AtomicBooking, invalid
+from booking_saga.atomic import AtomicBooking, invalid, table_variable
 from booking_saga.contract import InvalidBooking
 from booking_saga.observability import observed
 from booking_saga.service import SagaService
@@ -24,11 +24,6 @@ from booking_saga.services import SERVICES
 def _dynamodb() -> Any:
     """Created once per execution environment and reused while the Lambda stays warm."""
     return boto3.resource("dynamodb")
-
-
-def table_variable(service: str) -> str:
-    """The environment variable naming a service's table to this function: ``FLIGHT_TABLE``."""
-    return f"{service.upper()}_TABLE"
 
 
 def _table(variable: str) -> Callable[[], Any]:

@@ -45,6 +45,11 @@ CONFIRMED, ROLLED_BACK = "CONFIRMED", ROLLED_BACK_STATUS
 STEP = "BookTrip"  # the one step, as status and history name it
 
 
+def table_variable(service: str) -> str:
+    """The environment variable naming a service's table to the function: ``FLIGHT_TABLE``."""
+    return f"{service.upper()}_TABLE"
+
+
 @dataclass(frozen=True)
 class _Part:
     """Where a transaction item came from: a service's record, its inventory, its chaos condition, or the outcome."""
