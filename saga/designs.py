@@ -138,6 +138,13 @@ class DesignDeployment:
         return {item["resource_id"]: item for item in inventory}, {item["booking_id"]: item for item in bookings}
 
 
+def stock(design: DesignDeployment, catalog: dict[str, dict[str, int]]) -> None:
+    """Load a catalog (``saga.catalog.load_catalog``) into the design's tables, as ``saga seed`` does the saga's."""
+    for service, entries in catalog.items():
+        for resource_id, capacity in entries.items():
+            design.ledger(service).stock(resource_id, capacity)
+
+
 def _check_owner(report: Audit, service: str, record: dict[str, Any], ending: Ending) -> None:
     report.reserved += 1
     if record.get("owner") != ending.instance:
