@@ -354,9 +354,9 @@ COMMANDS: dict[str, tuple[Callable[..., ExitStatus], str, AddArguments, tuple[st
         ("target", "reporting"),
     ),
     "graph": (
-        commands.graph,
-        "the state machine as a diagram, with a booking's path",
-        _graph_arguments,
+        _by_design(commands.graph, design_commands.graph),
+        "the state machine as a diagram, with a booking's path (choreography: its event flow, as Mermaid)",
+        _designed(_graph_arguments),
         ("target",),
     ),
 }

@@ -12,7 +12,7 @@ from booking_saga.ledger import CANCELLED
 from booking_saga.services import reference_trip
 from saga import render
 from saga.chaos import Check
-from saga.commands import ExitStatus, Failure, _booking_id
+from saga.commands import ExitStatus, Failure, _booking_id, _write
 from saga.deployment import DEFAULT_STACK
 from saga.designs import DesignDeployment, Ending, find_design
 from saga.render import Output
@@ -180,6 +180,24 @@ def _available(design: DesignDeployment, booking: dict[str, Any]) -> dict[str, i
         for service in design.contract.services
         if service.capacity
     }
+
+
+def graph(args: Namespace, out: Output) -> ExitStatus:
+    """The choreography's event flow as Mermaid, a booking's events highlighted."""
+    from saga.graph import event_flow_mermaid
+
+    if args.design != CHOREOGRAPHY:
+        raise Failure("the atomic design is one transaction: there is no flow to draw")
+    if args.format != "mermaid":
+        raise Failure("the choreography's event flow is drawn as Mermaid only: drop --format")
+    design = _design(args)
+    seen = [entry["event"] for entry in design.history(args.booking_id)] if args.booking_id else None
+    text = event_flow_mermaid(design.contract.services, seen)
+    if args.output:
+        _write(args.output, text.encode())
+    else:
+        out.stdout.write(text)
+    return ExitStatus.OK
 
 
 def audit(args: Namespace, out: Output) -> ExitStatus:

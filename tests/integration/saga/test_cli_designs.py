@@ -82,3 +82,14 @@ def test_what_only_the_orchestrated_design_has_is_refused_in_one_line(saga):
 
     assert code == 2
     assert err.strip().endswith("the choreography design has neither")
+
+
+def test_graph_draws_the_choreographys_event_flow_with_a_bookings_events(saga):
+    saga("book", "--design", CHOREOGRAPHY, "--booking-id", "cli-graph", "--fail-at", "hotel", "--wait")
+
+    code, out, _ = saga("graph", "--design", CHOREOGRAPHY, "cli-graph")
+
+    assert code == 0
+    assert out.startswith("flowchart TD")
+    events = "BookingRequested,FlightReserved,ReserveHotelFailed,HotelCancelled,FlightCancelled,BookingFailed"
+    assert out.splitlines()[-1] == f"    class {events} failed"
