@@ -342,9 +342,9 @@ COMMANDS: dict[str, tuple[Callable[..., ExitStatus], str, AddArguments, tuple[st
         ("target", "reporting"),
     ),
     "replay": (
-        commands.replay,
+        _by_design(commands.replay, design_commands.replay),
         "finish parked compensations: replay the dead-letter queue",
-        _replay_arguments,
+        _designed(_replay_arguments),
         ("target", "reporting"),
     ),
     "audit": (

@@ -200,6 +200,14 @@ def graph(args: Namespace, out: Output) -> ExitStatus:
     return ExitStatus.OK
 
 
+def replay(args: Namespace, out: Output) -> ExitStatus:
+    if args.design != CHOREOGRAPHY:
+        raise Failure("the atomic design parks nothing: its transaction writes all or nothing")
+    done = _design(args).replay(args.limit)
+    out.result([item.to_json() for item in done], render.replays(out, done))
+    return ExitStatus.OK if all(item.finished for item in done) else ExitStatus.FAILED
+
+
 def audit(args: Namespace, out: Output) -> ExitStatus:
     design = _design(args)
     with out.progress(f"Auditing the {design.design} design"):

@@ -19,11 +19,15 @@ from booking_saga.contract import Contract, fingerprint
 from booking_saga.designs import ATOMIC, CHOREOGRAPHY, stack_name
 from booking_saga.executions import BookingRegistry, DuplicateBooking, UnknownBooking, verdict
 from booking_saga.ledger import RESERVED, Ledger
+from booking_saga.reconciliation import Cancel, invoker, run_cancels
 from booking_saga.services import SERVICES, Service
 from saga.audit import Audit, Drift, check_stock
 from saga.deployment import SagaNotFound, session_for
+from saga.recovery import UNDONE, Replay, drain
 
 _PARKED = "CompensationFailed"
+# What a parked message holds besides the booking (``booking_saga.choreography.parked_state``).
+_PARKED_STATE = ("reservations", "compensations", "failure", "compensation_failure")
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,11 @@ class Ending:
     error: str | None
     cause: str | None
 
+    resolution: dict[str, Any] | None = None  # a parked booking finished since (``saga replay``)
+
     @property
     def verdict(self) -> str:
-        return verdict(self.status, self.error)
+        return verdict(self.status, self.error, self.resolution)
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,8 @@ class DesignDeployment:
             status, error, cause = choreography.status(self.saga_log().entries(instance))
         else:
             status, error, cause = atomic.status(record)
-        return Ending(booking_id, instance, status, error, cause)
+        resolution = self.registry().resolution(instance) if status == "FAILED" else None
+        return Ending(booking_id, instance, status, error, cause, resolution)
 
     def history(self, booking_id: str) -> list[dict[str, Any]]:
         """What happened to the booking, in order: its saga log (choreography) or its record (atomic)."""
@@ -111,6 +118,29 @@ class DesignDeployment:
         if self.design == CHOREOGRAPHY:
             return [entry.to_json() for entry in self.saga_log().entries(ending.instance)]
         return [{key: str(value) for key, value in (self.registry().record(booking_id) or {}).items()}]
+
+    def replay(self, limit: int = 10) -> list[Replay]:
+        """Finish up to ``limit`` parked bookings (choreography): run every cancel again, in reverse order, for
+        the booking's saga instance and without its chaos, as ``saga replay`` does for the orchestrated design;
+        then the bookings table records it undone by replay."""
+        invoke = invoker(self.client("lambda"))
+        services = list(reversed(self.contract.services))
+        cancels = [
+            Cancel(service.cancel_state, self.outputs[f"{service.name.capitalize()}CancelFunction"])
+            for service in services
+        ]
+
+        def undo(parked: dict[str, Any]) -> Replay:
+            booking = {key: value for key, value in parked.items() if key not in _PARKED_STATE}
+            booking.pop("chaos", None)
+            instance = self.ending(str(booking.get("booking_id"))).instance
+            done, error = run_cancels(cancels, invoke, instance, booking)
+            replay = Replay(str(booking.get("booking_id")), instance, UNDONE, done, error)
+            if replay.finished:
+                self.registry().resolve(instance, "replay", "undone", replay.to_json())
+            return replay
+
+        return drain(self.client("sqs"), self.outputs["DeadLetterQueueUrl"], limit, undo)
 
     def audit(self) -> Audit:
         """``saga.audit``'s promises: stock balanced, no RESERVED record of a booking that failed (a leak; a parked

@@ -130,6 +130,9 @@ class BookingChoreographyStack(Stack):
         CfnOutput(self, "EventBusName", value=self.bus.event_bus_name)
         for service in services:
             CfnOutput(self, service.table_output, value=self.tables[service.name].table_name)
+            # What `saga replay` runs, as the state machine's cancels are run, to finish a parked booking.
+            cancel = functions[(service.name, "cancel")]
+            CfnOutput(self, f"{service.name.capitalize()}CancelFunction", value=cancel.function_name)
         CfnOutput(self, "BookingsTable", value=self.bookings.table_name)
         CfnOutput(self, "SagaLogTable", value=self.saga_log.table_name)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.parking.queue_url)

@@ -93,3 +93,29 @@ def test_graph_draws_the_choreographys_event_flow_with_a_bookings_events(saga):
     assert out.startswith("flowchart TD")
     events = "BookingRequested,FlightReserved,ReserveHotelFailed,HotelCancelled,FlightCancelled,BookingFailed"
     assert out.splitlines()[-1] == f"    class {events} failed"
+
+
+def test_replay_finishes_a_parked_choreographed_booking(saga, cloud):
+    code, out, _ = saga(
+        "book", "--design", CHOREOGRAPHY, "--booking-id", "cli-parked", "--fail-at", "payment",
+        "--fail-cancel", "hotel", "--wait", "--json",
+    )  # fmt: skip
+    assert (code, json.loads(out)["verdict"]) == (1, "parked")
+
+    code, out, _ = saga("replay", "--design", CHOREOGRAPHY, "--json")
+
+    assert code == 0
+    [replayed] = json.loads(out)
+    assert (replayed["booking_id"], replayed["finished"]) == ("cli-parked", True)
+    assert [cancel["step"] for cancel in replayed["cancels"]] == ["RefundPayment", "CancelHotel", "CancelFlight"]
+    _, out, _ = saga("status", "--design", CHOREOGRAPHY, "cli-parked", "--json")
+    assert json.loads(out)["verdict"] == "undone by replay"
+    design = find_design(CHOREOGRAPHY, endpoint_url=cloud.endpoint_url)
+    held = [
+        service
+        for service in ("flight", "hotel", "payment")
+        if design.ledger(service).record("cli-parked")["status"] != "CANCELLED"
+    ]
+    assert held == []
+    code, out, _ = saga("audit", "--design", CHOREOGRAPHY, "--json")
+    assert (code, json.loads(out)["parked"]) == (0, [])
