@@ -4,14 +4,14 @@ One ``TransactWriteItems`` writes every service's reservation record and takes i
 service's ledger writes in the saga), and records the booking's outcome in the bookings table: all of it, or none.
 That holds only while one account and region own every table, the booking fits in 100 items, and every step is a
 DynamoDB write; real services (separate owners, a payment provider's API) can have none of these, which is why
-sagas exist (docs/designs.md).
+sagas exist (DESIGNS.md).
 
-The same contract, the same errors: ``InvalidBooking``, ``PaymentDeclined`` (each service's ``admit``, before the
-transaction), ``SoldOut`` and ``BookingConflict`` (the transaction's conditions, read service by service in the
-saga's order), and chaos: ``fail_at`` adds a condition on that service's part that never holds, so DynamoDB
-cancels the whole transaction; ``transient`` fails a service's part N times first (retried here);
-``duplicate`` writes again (a redelivery, which finds its own writes); ``timeout_after_write`` hangs once
-committed, so the caller sees a timeout of a booking that is confirmed.
+The same contract, the same errors, in the saga's order: the transaction's conditions are read service by service
+(``SoldOut``, ``BookingConflict``), and a service that refuses before writing (chaos ``fail_at``, then its
+``admit``: ``PaymentDeclined``) adds a condition that never holds in its place, so an earlier service's
+``SoldOut`` is still the one reported, as the saga would; ``InvalidBooking`` comes first. Chaos ``transient``
+fails a service's part N times first (retried here); ``duplicate`` writes again (a redelivery, which finds its own
+writes); ``timeout_after_write`` hangs once committed, so the caller sees a timeout of a booking that is confirmed.
 
 The booking must have been accepted for this instance (``BookingRegistry.accept``): its record in the bookings
 table names the instance, and the transaction's last item checks it and records the outcome, so a booking id is
@@ -52,10 +52,23 @@ def table_variable(service: str) -> str:
 
 @dataclass(frozen=True)
 class _Part:
-    """Where a transaction item came from: a service's record, its inventory, its chaos condition, or the outcome."""
+    """Where a transaction item came from: a service's record, its inventory, its refusal, or the outcome."""
 
     service: SagaService | None
-    kind: str  # "record", "inventory", "chaos" or "outcome"
+    kind: str  # "record", "inventory", "refused" or "outcome"
+    refusal: BusinessError | None = None  # what a "refused" part's service raised
+
+
+def _refusal_of(service: SagaService, booking: Booking) -> BusinessError | None:
+    """What the service's reserve would refuse before writing, as the saga's step does: chaos.fail_at, then its
+    ``admit`` (the payment's card limit)."""
+    if booking.chaos.fail_at == service.name:
+        return ChaosFailure(f"{service.spec.reserve_state}: forced to fail by chaos.fail_at={service.name}")
+    try:
+        service.admit(booking, Contract.from_environment())
+    except BusinessError as error:
+        return error
+    return None
 
 
 class AtomicBooking:
@@ -92,26 +105,27 @@ class AtomicBooking:
     def _commit(self, booking: Booking, instance: str) -> None:
         """Every service's part and the outcome in one transaction; ``BusinessError`` naming the first part (in the
         saga's order) whose condition failed, unless it was all written already for this instance."""
-        chaos = booking.chaos
         claim = Claim(booking.booking_id, instance, booking.fingerprint)
-        for service in self.services:
-            retrying(
-                partial(fail_transiently, service.table(), f"{service.name}.reserve", booking.booking_id, chaos),
-                self.retries,
-            )
-            service.admit(booking, Contract.from_environment())
         writes: list[dict[str, Any]] = []
         parts: list[_Part] = []
         holdings = {}
         for service in self.services:
+            retrying(
+                partial(
+                    fail_transiently, service.table(), f"{service.name}.reserve", booking.booking_id, booking.chaos
+                ),
+                self.retries,
+            )
+            refusal = _refusal_of(service, booking)
+            if refusal is not None:  # the transaction must fail here, unless an earlier part fails first
+                writes.append(_never_holds(service, booking.booking_id))
+                parts.append(_Part(service, "refused", refusal))
+                break
             holding = {"customer_id": booking.customer_id, **service.spec.holding(booking.section(service.name))}
             holdings[service.name] = holding
             _, items = Ledger(service.table(), service.name).reservation(claim, holding)
             writes += items
             parts += [_Part(service, "record"), _Part(service, "inventory")][: len(items)]
-            if chaos.fail_at == service.name:
-                writes.append(_never_holds(service, booking.booking_id))
-                parts.append(_Part(service, "chaos"))
         writes.append(self._outcome_write(booking.booking_id, instance))
         parts.append(_Part(None, "outcome"))
         client = self.bookings().meta.client
@@ -136,12 +150,13 @@ class AtomicBooking:
             mine = [index for index, part in enumerate(parts) if part.service is service]
             reasons = {parts[index].kind: (failed[index] if index < len(failed) else None) for index in mine}
             kinds = {parts[index].kind for index in mine if codes[index : index + 1] == ["ConditionalCheckFailed"]}
-            if "chaos" in kinds:
-                raise ChaosFailure(f"{service.spec.reserve_state}: forced to fail by chaos.fail_at={service.name}")
             if kinds & {"record", "inventory"}:
                 ledger = Ledger(service.table(), service.name)
                 ledger.refused(claim, holdings[service.name], [reasons.get("record"), reasons.get("inventory")])
                 replayed.add(service.name)  # refused() returned: the record is this instance's own
+            refusal = next((parts[index].refusal for index in mine if parts[index].kind == "refused"), None)
+            if refusal is not None and "refused" in kinds:
+                raise refusal
         if "TransactionConflict" in codes:
             raise TransientFailure(f"the transaction for {claim.booking_id} met another writer; retry")
         if replayed != {service.name for service in self.services}:
@@ -182,7 +197,8 @@ class AtomicBooking:
 
 
 def _never_holds(service: SagaService, booking_id: str) -> dict[str, Any]:
-    """chaos.fail_at: a condition on the service's part that cannot hold, so DynamoDB cancels the transaction."""
+    """A service's refusal: a condition on its part that cannot hold, so DynamoDB cancels the transaction, and an
+    earlier service's part that fails too is still seen first."""
     return {
         "ConditionCheck": {
             "TableName": service.table().name,

@@ -143,3 +143,15 @@ def test_an_invocation_naming_no_instance_or_booking_id_is_refused_and_records_n
 
     assert held(dynamodb) == NOTHING_HELD
     assert bookings.scan()["Items"] == []
+
+
+@pytest.mark.parametrize(
+    "later",
+    [{"payment": {"amount": PAYMENT_LIMIT + 1, "currency": "JPY"}}, {"chaos": {"fail_at": "payment"}}],
+    ids=["declined", "chaos"],
+)
+def test_a_sold_out_earlier_in_the_sagas_order_is_reported_before_a_later_refusal(dynamodb, atomic, bookings, later):
+    answer = book(atomic, bookings, booking(hotel={"hotel_id": "TOKYO-GRAND", "rooms": 4}, **later))
+
+    assert (answer["error"], answer["cause"]) == ("SoldOut", "hotel TOKYO-GRAND has 3 left, 4 requested")
+    assert held(dynamodb) == NOTHING_HELD
