@@ -59,6 +59,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="the demo's warm time and saga local up's memory (default: on, off with --quick)",
     )
     parser.add_argument("--suite", action="store_true", help="time the whole test suite by group too (minutes)")
+    parser.add_argument(
+        "--designs",
+        action="store_true",
+        help="instead: the trip three ways (orchestrated, choreographed, atomic) per path: latency, throughput, "
+        "cost, resources, handler lines; writes designs.json and designs.png",
+    )
     args = parser.parse_args(argv)
     args.command = " ".join(["python -m bench", *argv])
     for name, default in (QUICK if args.quick else DEFAULTS).items():
@@ -79,9 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         # moto's request recorder (the cost model's source) picks its file when moto is first imported,
         # so this must be set before the benchmark's modules import the local cloud.
         os.environ["MOTO_RECORDER_FILEPATH"] = str(Path(workdir) / "moto-recording.jsonl")
-        from bench.run import run
+        if args.designs:
+            from bench.run import run_designs
 
-        run(args, Path(workdir))
+            run_designs(args)
+        else:
+            from bench.run import run
+
+            run(args, Path(workdir))
     return 0
 
 

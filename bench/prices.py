@@ -3,7 +3,7 @@
 US East (N. Virginia), on demand, without free tiers, volume tiers or savings plans.
 Checked on the date below against the public pricing pages of each service
 (aws.amazon.com/step-functions/pricing, /lambda/pricing, /dynamodb/pricing/on-demand,
-/sqs/pricing); DynamoDB's are those after its on-demand price cut of 2024-11-01.
+/sqs/pricing, /eventbridge/pricing); DynamoDB's are those after its on-demand price cut of 2024-11-01.
 """
 
 REGION = "us-east-1"
@@ -18,6 +18,8 @@ DYNAMODB_WRITE_REQUEST_UNIT = 0.625 / 1_000_000
 DYNAMODB_READ_REQUEST_UNIT = 0.125 / 1_000_000
 # Standard queue; each 64 KB chunk of a request's payload is billed as one request.
 SQS_REQUEST = 0.40 / 1_000_000
+# Custom events put on an event bus; each 64 KB chunk of an event is billed as one.
+EVENTBRIDGE_EVENT = 1.00 / 1_000_000
 
 
 def as_json() -> dict:
@@ -31,4 +33,5 @@ def as_json() -> dict:
         "usd_per_dynamodb_write_request_unit": DYNAMODB_WRITE_REQUEST_UNIT,
         "usd_per_dynamodb_read_request_unit": DYNAMODB_READ_REQUEST_UNIT,
         "usd_per_sqs_request": SQS_REQUEST,
+        "usd_per_eventbridge_event": EVENTBRIDGE_EVENT,
     }

@@ -1,6 +1,7 @@
 """The benchmark's phases in order: synthesize once, then one fresh local cloud per engine and level of speedups."""
 
 import argparse
+import json
 import os
 import platform
 import subprocess
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import cold_start, contention, local, loops, report
+from bench import cold_start, contention, designs, local, loops, prices, report
 from bench import cost as cost_model
 from bench.session import TIMEOUT_SCALE, WAIT_SCALE, deployed
 from saga.synth import cached_assembly
@@ -71,6 +72,18 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     json_path, png_path = report.write(results, args.out)
     print(report.table(results))
     progress(f"wrote {json_path} and {png_path} in {results['seconds']:.0f} s")
+
+
+def run_designs(args: argparse.Namespace) -> None:
+    """``--designs``: each design's paths (``bench.designs``), ``args.bookings`` runs each, printed and charted."""
+    progress("synthesizing the CDK app (a few seconds)")
+    results = designs.measure(cached_assembly(), args.bookings, args.concurrency, progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    document = {"command": args.command, "machine": machine(), "prices": prices.as_json(), "designs": results}
+    (args.out / "designs.json").write_text(json.dumps(document, indent=2))
+    designs.chart(results, args.out / "designs.png")
+    print(designs.table(results))
+    progress(f"wrote {args.out / 'designs.json'} and {args.out / 'designs.png'}")
 
 
 def machine() -> dict:

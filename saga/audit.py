@@ -104,13 +104,13 @@ def audit(deployment: Deployment) -> Audit:
     for service in services:
         inventory, bookings = records[service.name]
         if service.capacity:
-            _check_stock(report, service.name, inventory, bookings)
+            check_stock(report, service.name, inventory, bookings)
         _check_owners(report, deployment, service.name, bookings)
     _check_confirmed(report, deployment, services, {name: bookings for name, (_, bookings) in records.items()})
     return report
 
 
-def _check_stock(report: Audit, service: str, inventory: dict[str, dict], bookings: dict[str, dict]) -> None:
+def check_stock(report: Audit, service: str, inventory: dict[str, dict], bookings: dict[str, dict]) -> None:
     held: dict[str, int] = {}
     for record in bookings.values():
         if record.get("status") == RESERVED and "resource_id" in record:

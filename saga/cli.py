@@ -27,9 +27,10 @@ from botocore.exceptions import (
 )
 
 from booking_saga.contract import InvalidBooking
+from booking_saga.designs import DESIGNS, ORCHESTRATION
 from booking_saga.executions import DuplicateBooking, UnknownBooking
 from booking_saga.services import SERVICES, Service, reference_trip
-from saga import commands, engines
+from saga import commands, design_commands, engines
 from saga.api import ApiError
 from saga.catalog import SAMPLE_CATALOG, InvalidCatalog
 from saga.commands import ExitStatus, Failure
@@ -294,6 +295,27 @@ def _graph_arguments(command: argparse.ArgumentParser, services: tuple[Service, 
     command.add_argument("--output", type=Path, help="write to FILE (svg and png need one unless piped)")
 
 
+def _designed(add_arguments: "AddArguments") -> "AddArguments":
+    """The command's arguments and ``--design``: which of the trip's designs (``booking_saga.designs``) it acts on."""
+
+    def add(command: argparse.ArgumentParser, services: tuple[Service, ...]) -> None:
+        add_arguments(command, services)
+        command.add_argument(
+            "--design", choices=list(DESIGNS), default=ORCHESTRATION, help="which design's stack (default: %(default)s)"
+        )
+
+    return add
+
+
+def _by_design(orchestrated: Callable[..., ExitStatus], other: Callable[..., ExitStatus]) -> Callable[..., ExitStatus]:
+    """The orchestrated design's command, or the other designs' (``saga.design_commands``)."""
+
+    def run(args: argparse.Namespace, out: Output) -> ExitStatus:
+        return orchestrated(args, out) if args.design == ORCHESTRATION else other(args, out)
+
+    return run
+
+
 GROUPS = {"local": "the local cloud as a long-running endpoint"}  # command words with commands of their own
 AddArguments = Callable[[argparse.ArgumentParser, tuple[Service, ...]], None]
 # name: (the command, its help, its arguments, the shared argument groups it takes)
@@ -311,47 +333,52 @@ COMMANDS: dict[str, tuple[Callable[..., ExitStatus], str, AddArguments, tuple[st
         ("reporting",),
     ),
     "seed": (commands.seed, "load or restock inventory from a catalog", _seed_arguments, ("target", "reporting")),
-    "book": (engines.book, "book a trip (start one saga)", _book_arguments, ("target", "reporting")),
+    "book": (
+        _by_design(engines.book, design_commands.book),
+        "book a trip (start one saga)",
+        _designed(_book_arguments),
+        ("target", "reporting"),
+    ),
     "status": (
-        commands.status,
+        _by_design(commands.status, design_commands.status),
         "how a booking ended (or that it is still running)",
-        _booking_id_argument(api=True),
+        _designed(_booking_id_argument(api=True)),
         ("target", "reporting"),
     ),
     "history": (
-        commands.history,
-        "each state of a booking: duration, attempts, error and cause",
-        _booking_id_argument(api=False),
+        _by_design(commands.history, design_commands.history),
+        "each state of a booking: duration, attempts, error and cause (choreography: each event of its saga log)",
+        _designed(_booking_id_argument(api=False)),
         ("target", "reporting"),
     ),
     "list": (
-        commands.list_bookings,
+        _by_design(commands.list_bookings, design_commands.list_bookings),
         "recent bookings and how they ended",
-        _list_arguments,
+        _designed(_list_arguments),
         ("target", "reporting"),
     ),
     "chaos": (
-        commands.chaos,
+        _by_design(commands.chaos, design_commands.chaos),
         "the chaos test: force a step to fail, verify nothing stays held",
-        _chaos_arguments,
+        _designed(_chaos_arguments),
         ("target", "reporting"),
     ),
     "replay": (
-        commands.replay,
+        _by_design(commands.replay, design_commands.replay),
         "finish parked compensations: replay the dead-letter queue",
-        _replay_arguments,
+        _designed(_replay_arguments),
         ("target", "reporting"),
     ),
     "audit": (
-        commands.audit,
-        "check the tables against the executions: stock balances, no leaked holds; exit 1 on drift",
-        _no_arguments,
+        _by_design(commands.audit, design_commands.audit),
+        "check the tables against the executions (or saga logs): stock balances, no leaked holds; exit 1 on drift",
+        _designed(_no_arguments),
         ("target", "reporting"),
     ),
     "graph": (
-        commands.graph,
-        "the state machine as a diagram, with a booking's path",
-        _graph_arguments,
+        _by_design(commands.graph, design_commands.graph),
+        "the state machine as a diagram, with a booking's path (choreography: its event flow, as Mermaid)",
+        _designed(_graph_arguments),
         ("target",),
     ),
 }

@@ -13,6 +13,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from booking_saga.contract import parse_booking_id
+from booking_saga.designs import ATOMIC, CHOREOGRAPHY, DESIGNS
 from booking_saga.executions import Outcome
 from booking_saga.services import reference_trip
 from saga import render
@@ -22,6 +23,7 @@ from saga.catalog import load_catalog
 from saga.catalog import seed as load_into
 from saga.chaos import run_chaos
 from saga.deployment import DEFAULT_STACK, Deployment, find_deployment
+from saga.designs import find_design, stock
 from saga.recovery import replay_dead_letters
 from saga.render import Output
 
@@ -68,10 +70,14 @@ def local_up(args: Namespace, out: Output) -> ExitStatus:
             out.note(interpreter.describe())
         deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url, services=args.services)
         loaded = load_into(deployment, catalog)
+        for design in (CHOREOGRAPHY, ATOMIC):  # the same trip, the other two ways (saga ... --design)
+            with out.progress(f"Deploying {DESIGNS[design].stack} into the local cloud"):
+                cloud.deploy(assembly, DESIGNS[design].stack)
+            stock(find_design(design, endpoint_url=cloud.endpoint_url, services=args.services), catalog)
         stop = threading.Event()
         for signal_number in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: background jobs ignore it
             signal.signal(signal_number, lambda *_: stop.set())
-        out.note(f"Loaded {len(loaded.changes)} flights and hotels from {args.catalog}")
+        out.note(f"Loaded {len(loaded.changes)} flights and hotels from {args.catalog} into each design")
         document = {
             "endpoint_url": cloud.endpoint_url,
             "api_url": deployment.api_url,

@@ -19,7 +19,9 @@ import subprocess
 from dataclasses import dataclass
 from itertools import pairwise
 
+from booking_saga import choreography
 from booking_saga.executions import Step
+from booking_saga.services import Service
 
 __all__ = ["GraphvizMissing", "render", "to_dot", "to_mermaid"]
 
@@ -300,3 +302,34 @@ def render(dot_source: str, fmt: str) -> bytes:
         problem = result.stderr.decode(errors="replace").strip() or f"exit status {result.returncode}"
         raise RuntimeError(f"dot -T{fmt} failed: {problem}")
     return result.stdout
+
+
+# ---------------------------------------------------------------- the choreography's event flow
+
+
+def event_flow_mermaid(services: tuple[Service, ...], seen: list[str] | None = None) -> str:
+    """The choreographed saga's events and the services' reactions to them (``booking_saga.choreography``) as a
+    Mermaid flowchart; ``seen`` (a booking's events, from its saga log) highlighted if given. A failure's edges
+    are dotted."""
+    lines = ["flowchart TD"]
+    edges: list[tuple[str, str, bool]] = []  # (source, target, on failure)
+    events = [choreography.REQUESTED]
+    for reaction in choreography.reactions(services):
+        lines.append(f"    {reaction.step}({_mermaid_text(f'{reaction.service.name}.{reaction.action}')})")
+        edges += [(event, reaction.step, reaction.action == "cancel") for event in reaction.on]
+        for emitted in reaction.emits:
+            edges.append((reaction.step, emitted, emitted.endswith("Failed") or reaction.action == "cancel"))
+            events.append(emitted)
+        if reaction.action == "cancel":
+            edges.append((reaction.step, choreography.PARKED, True))  # its attempts all failed: parked
+    for event, end in choreography.ends(services).items():
+        edges.append((event, end, end == choreography.FAILED))
+    events += [*choreography.ends(services).values(), choreography.PARKED]
+    lines += [f"    {event}([{_mermaid_text(event)}])" for event in dict.fromkeys(events)]
+    lines += [f"    {source} {'-.->' if failure else '-->'} {target}" for source, target, failure in edges]
+    if seen is not None:
+        failed = any(event.endswith("Failed") for event in seen)  # a step's failure, BookingFailed, or parked
+        style = FAILED if failed else SUCCEEDED
+        lines.append(f"    classDef {style} {_MERMAID_STYLES[style]}")
+        lines.append(f"    class {','.join(dict.fromkeys(seen))} {style}")
+    return "\n".join(lines) + "\n"

@@ -17,6 +17,7 @@ A message is deleted only once it is handled; one that still fails stays for the
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from booking_saga.reconciliation import PARKED, Cancel, invoker, run_cancels
 from saga.definition import compensations
@@ -81,13 +82,13 @@ def replay_dead_letters(deployment: Deployment, limit: int = 10) -> list[Replay]
             deployment.registry().resolve(execution_arn, "replay", "undone", replay.to_json())
         return replay
 
-    replays = _drain(deployment, deployment.reconciler_failures_url, limit, reconcile)
-    return replays + _drain(deployment, deployment.dead_letter_queue_url, limit - len(replays), undo)
-
-
-def _drain(deployment: Deployment, queue_url: str, limit: int, handle: Callable[[dict], Replay]) -> list[Replay]:
-    """Up to ``limit`` messages of the queue, each handed to ``handle`` and deleted once it is done with it."""
     sqs = deployment.client("sqs")
+    replays = drain(sqs, deployment.reconciler_failures_url, limit, reconcile)
+    return replays + drain(sqs, deployment.dead_letter_queue_url, limit - len(replays), undo)
+
+
+def drain(sqs: Any, queue_url: str, limit: int, handle: Callable[[dict], Replay]) -> list[Replay]:
+    """Up to ``limit`` messages of the queue, each handed to ``handle`` and deleted once it is done with it."""
     replays: list[Replay] = []
     while len(replays) < limit:
         messages = sqs.receive_message(

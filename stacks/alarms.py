@@ -37,7 +37,7 @@ class SagaAlarms(Construct):
         removal: RemovalPolicy,
     ):
         super().__init__(scope, construct_id)
-        self.topic = self._topic(scope, removal)
+        self.topic = alarm_topic(self, removal)
         namespace = Stack.of(scope).stack_name
 
         parked = dead_letter_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum")
@@ -119,75 +119,75 @@ class SagaAlarms(Construct):
             ),
         )
 
-    def _topic(self, scope: Construct, removal: RemovalPolicy) -> sns.Topic:
-        """The encrypted topic every alarm publishes to, with the optional email subscription."""
-        stack = Stack.of(scope)
-        key = kms.Key(
-            self,
-            "TopicKey",
-            description="Encrypts the saga's alarm topic; CloudWatch and EventBridge may use it to publish",
-            enable_key_rotation=True,
-            removal_policy=removal,
+
+def alarm_topic(owner: Construct, removal: RemovalPolicy) -> sns.Topic:
+    """The encrypted topic every alarm of ``owner``'s stack publishes to, with the optional email subscription
+    (the stack's ``AlarmEmail`` parameter)."""
+    stack = Stack.of(owner)
+    key = kms.Key(
+        owner,
+        "TopicKey",
+        description="Encrypts the saga's alarm topic; CloudWatch and EventBridge may use it to publish",
+        enable_key_rotation=True,
+        removal_policy=removal,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowAlarmPublishers",
+            principals=[iam.ServicePrincipal(service) for service in PUBLISHERS],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],  # in a key policy, "*" is this key
+            conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
         )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowAlarmPublishers",
-                principals=[iam.ServicePrincipal(service) for service in PUBLISHERS],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],  # in a key policy, "*" is this key
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="GrantsOnlyForAwsServices",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["kms:CreateGrant"],
+            resources=["*"],
+            conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
         )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="GrantsOnlyForAwsServices",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["kms:CreateGrant"],
-                resources=["*"],
-                conditions={
-                    "BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}
+    )
+    topic = sns.Topic(owner, "Topic", master_key=key, enforce_ssl=True)
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowAlarmPublishers",
+            principals=[iam.ServicePrincipal(service) for service in PUBLISHERS],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {
+                    "aws:SourceArn": [
+                        f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*",
+                        f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/*",
+                    ]
                 },
-            )
+            },
         )
-        topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True)
-        topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowAlarmPublishers",
-                principals=[iam.ServicePrincipal(service) for service in PUBLISHERS],
-                actions=["sns:Publish"],
-                resources=[topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": [
-                            f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*",
-                            f"arn:{stack.partition}:events:{stack.region}:{stack.account}:rule/*",
-                        ]
-                    },
-                },
-            )
+    )
+    email = CfnParameter(
+        stack,
+        "AlarmEmail",
+        default="",
+        description="Address the saga's alarms are sent to (none if empty; confirm the subscription email).",
+    )
+    subscription = sns.CfnSubscription(
+        owner, "EmailSubscription", topic_arn=topic.topic_arn, protocol="email", endpoint=email.value_as_string
+    )
+    subscription.cfn_options.condition = CfnCondition(
+        owner, "HasAlarmEmail", expression=Fn.condition_not(Fn.condition_equals(email.value_as_string, ""))
+    )
+    Validations.of(subscription).acknowledge(
+        Acknowledgment(
+            id="Serverless-SNSRedrivePolicy",
+            reason="SNS retries email delivery; an alarm it could not deliver still stands in CloudWatch (its "
+            "state, history and the dashboard), where a queue of undelivered alarms would help nobody.",
         )
-        email = CfnParameter(
-            scope,
-            "AlarmEmail",
-            default="",
-            description="Address the saga's alarms are sent to (none if empty; confirm the subscription email).",
-        )
-        subscription = sns.CfnSubscription(
-            self, "EmailSubscription", topic_arn=topic.topic_arn, protocol="email", endpoint=email.value_as_string
-        )
-        subscription.cfn_options.condition = CfnCondition(
-            self, "HasAlarmEmail", expression=Fn.condition_not(Fn.condition_equals(email.value_as_string, ""))
-        )
-        Validations.of(subscription).acknowledge(
-            Acknowledgment(
-                id="Serverless-SNSRedrivePolicy",
-                reason="SNS retries email delivery; an alarm it could not deliver still stands in CloudWatch (its "
-                "state, history and the dashboard), where a queue of undelivered alarms would help nobody.",
-            )
-        )
-        return topic
+    )
+    return topic
 
 
 def _reconciler_metric(namespace: str, name: str) -> cloudwatch.Metric:

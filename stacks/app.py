@@ -6,7 +6,10 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
+from booking_saga.designs import ATOMIC, CHOREOGRAPHY, stack_name
 from booking_saga.services import SERVICES, Service
+from stacks.booking_atomic_stack import BookingAtomicStack
+from stacks.booking_choreography_stack import BookingChoreographyStack
 from stacks.booking_saga_stack import BookingSagaStack
 from stacks.settings import SagaSettings
 
@@ -16,8 +19,9 @@ GUARD_OUTPUT_BYTES = 64 * 1024 * 1024  # the report on a template of this size o
 def build_app(
     context: dict[str, Any] | None = None, outdir: str | None = None, services: tuple[Service, ...] = SERVICES
 ) -> cdk.App:
-    """The app with its one stack, of these services. cdk-nag's AwsSolutions and Serverless checks and Control
-    Tower's Guard rules make synth fail on any finding not acknowledged, with a reason, beside its construct."""
+    """The app with the trip three ways (``booking_saga.designs``), one stack each, of these services. cdk-nag's
+    AwsSolutions and Serverless checks and Control Tower's Guard rules make synth fail on any finding not
+    acknowledged, with a reason, beside its construct."""
     # Control Tower's proactive Guard rules, run by cfn-guard at synth (the plugin ships the binary).
     guard = CfnGuardValidator(max_buffer=GUARD_OUTPUT_BYTES)
     app = cdk.App(context=context, outdir=outdir, policy_validation_beta1=[guard])
@@ -28,6 +32,20 @@ def build_app(
         settings=settings,
         services=services,
         description="Trip-booking saga: flight, hotel and payment with reverse-order compensation",
+    )
+    BookingChoreographyStack(
+        app,
+        stack_name(CHOREOGRAPHY, settings.stage),
+        settings=settings,
+        services=services,
+        description="Trip-booking saga, choreographed: the services react to each other's events on a bus",
+    )
+    BookingAtomicStack(
+        app,
+        stack_name(ATOMIC, settings.stage),
+        settings=settings,
+        services=services,
+        description="Trip booking in one DynamoDB transaction: the comparison point of the sagas",
     )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), ServerlessChecks(app))
     return app

@@ -53,7 +53,8 @@ class SagaFunction(Construct):
     """A Lambda with its own log group and a role that may write only there (no managed policies), traced by
     X-Ray, with Powertools from the stack's layer. ``service`` names it in its logs and metrics (by default the
     handler's module: ``flight`` for ``flight.reserve``); grant it what else it needs through ``function``.
-    ``dead_letter_queue`` receives what its asynchronous invocations still failed after Lambda's retries."""
+    ``dead_letter_queue`` receives what its asynchronous invocations still failed after Lambda's retries, or
+    ``on_failure`` a record of each (its request and error), where a rule can act on it."""
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class SagaFunction(Construct):
         service: str | None = None,
         timeout: Duration = LAMBDA_TIMEOUT,
         dead_letter_queue: sqs.IQueue | None = None,
+        on_failure: lambda_.IDestination | None = None,
     ):
         super().__init__(scope, construct_id)
         log_group = saga_log_group(self, "Logs", removal=defaults.removal)
@@ -83,6 +85,7 @@ class SagaFunction(Construct):
             timeout=timeout,
             memory_size=LAMBDA_MEMORY_MB,
             dead_letter_queue=dead_letter_queue,
+            on_failure=on_failure,
             environment={
                 **defaults.environment,
                 **(environment or {}),
@@ -108,7 +111,15 @@ class SagaFunction(Construct):
                 "Lambda) and no network of the account's; a VPC would add NAT or endpoints and nothing to guard.",
             )
         )
-        if dead_letter_queue is None:
+        if on_failure is not None:
+            Validations.of(self.function).acknowledge(
+                Acknowledgment(
+                    id="Serverless-LambdaDLQ",
+                    reason="What its asynchronous invocations still failed after Lambda's retries goes to its "
+                    "on-failure destination, with the request and the error, where a rule acts on it.",
+                )
+            )
+        elif dead_letter_queue is None:
             Validations.of(self.function).acknowledge(
                 Acknowledgment(
                     id="Serverless-LambdaDLQ",

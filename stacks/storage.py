@@ -10,13 +10,14 @@ from constructs import Construct
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
-def saga_table(scope: Construct, construct_id: str, *, protected: bool) -> dynamodb.Table:
-    """On demand, keyed by a string ``pk``, encrypted, with point-in-time recovery; a protected stage keeps it on
-    stack deletion and turns on deletion protection."""
+def saga_table(scope: Construct, construct_id: str, *, protected: bool, sorted_by: str | None = None) -> dynamodb.Table:
+    """On demand, keyed by a string ``pk`` (and ``sorted_by``, a string sort key, if named), encrypted, with
+    point-in-time recovery; a protected stage keeps it on stack deletion and turns on deletion protection."""
     return dynamodb.Table(
         scope,
         construct_id,
         partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+        sort_key=dynamodb.Attribute(name=sorted_by, type=dynamodb.AttributeType.STRING) if sorted_by else None,
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True

@@ -195,7 +195,10 @@ PARKED = "parked"  # partly undone: its state waits in the dead-letter queue for
 RELEASED = "released"  # it ended where no catch could see; the reconciler released what it held
 UNSETTLED = "not yet released"  # it ended where no catch could see, and the reconciler has not finished it
 REPLAYED = "undone by replay"  # parked, then finished by `saga replay`
+ROLLED_BACK = "rolled back"  # the atomic design's transaction was cancelled whole: nothing was ever held
 RUNNING = "running"
+# The status of a booking whose single transaction (the atomic design) was cancelled: not one of Step Functions'.
+ROLLED_BACK_STATUS = "ROLLED_BACK"
 # Ends no catch sees: the execution's own timeout, a stop, and the errors States.ALL does not match or a failed
 # park (a Fail state reached after the state machine's catches ran out).
 UNCAUGHT_STATUSES = ("TIMED_OUT", "ABORTED")
@@ -205,11 +208,14 @@ UNCAUGHT_ERRORS = ("States.Runtime", "States.DataLimitExceeded", "ParkFailed")
 def verdict(status: str | None, error: str | None, resolution: dict[str, Any] | None = None) -> str:
     """How the saga ended, from its execution's status and error and, for an end no catch saw or a parked
     one, how it was settled since (``BookingRegistry.resolution``). No status: Step Functions no longer keeps
-    the execution."""
+    the execution. The other designs give their bookings the same statuses (the atomic one's cancelled
+    transaction: ``ROLLED_BACK_STATUS``)."""
     if status is None:
         return HISTORY_EXPIRED
     if status in ("RUNNING", "SUCCEEDED"):
         return RUNNING if status == "RUNNING" else CONFIRMED
+    if status == ROLLED_BACK_STATUS:
+        return REFUSED if error == "InvalidBooking" else ROLLED_BACK
     if resolution and resolution["by"] == "replay":
         return REPLAYED
     if status in UNCAUGHT_STATUSES or error in UNCAUGHT_ERRORS:

@@ -68,6 +68,25 @@ class ConflictRetry:
         for retry in range(self.attempts - 1):
             yield random.uniform(0, min(self.cap, self.base * 2**retry))
 
+    def run(self, client: Any, write: Callable[[], T], what: str, on_retry: Callable[[], None] = lambda: None) -> T:
+        """Make one write with ``client``, and again after a transaction conflict (``on_retry`` told of each);
+        after the last attempt, ``TransientFailure`` naming ``what``. Every other error is raised as it came."""
+        delays = self.delays()
+        while True:
+            try:
+                return write()
+            except (
+                client.exceptions.TransactionCanceledException,
+                client.exceptions.TransactionConflictException,
+            ) as error:
+                if not _conflicted(error):
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise TransientFailure(f"{what} kept meeting other transactions in progress; retry") from None
+                on_retry()
+                self.sleep(delay)
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -222,6 +241,16 @@ class Ledger:
         A replay returns the first result (and says it replayed), a reserve after its cancel is refused
         (``BookingCancelled``), and a booking id another execution or other details hold is refused
         (``BookingConflict``); a refusal takes nothing."""
+        record, writes = self.reservation(claim, holding)
+        try:
+            self._transact(f"reservation for {claim.booking_id}", writes)
+        except self._client.exceptions.TransactionCanceledException as error:
+            return self.refused(claim, holding, failed_conditions(error))
+        return Reserved(self._result(record), replayed=False)
+
+    def reservation(self, claim: Claim, holding: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The record a reservation writes, and the transaction items that write it and take its capacity (for
+        ``reserve``, or for a transaction spanning several services' tables)."""
         record = {
             **booking_key(claim.booking_id),
             "booking_id": claim.booking_id,
@@ -231,7 +260,6 @@ class Ledger:
             "reserved_at": _now(),
             **holding,
         }
-        takes = "resource_id" in holding
         writes = [
             {
                 "Put": {
@@ -242,7 +270,7 @@ class Ledger:
                 }
             }
         ]
-        if takes:
+        if "resource_id" in holding:
             writes.append(
                 {
                     "Update": {
@@ -255,16 +283,18 @@ class Ledger:
                     }
                 }
             )
-        try:
-            self._transact(f"reservation for {claim.booking_id}", writes)
-        except self._client.exceptions.TransactionCanceledException as error:
-            existing, inventory = [*_failed_conditions(error), None, None][:2]
-            if existing is not None:
-                return self._existing(claim, existing)
-            if takes and inventory is not None:
-                raise SoldOut(_sold_out_message(self.service, holding, inventory)) from None
-            raise TransientFailure(f"{self.service} reservation for {claim.booking_id} was cancelled; retry") from None
-        return Reserved(self._result(record), replayed=False)
+        return record, writes
+
+    def refused(self, claim: Claim, holding: dict[str, Any], failed: list[dict[str, Any] | None]) -> Reserved:
+        """Why a reservation's writes (``reservation``) were cancelled, from what ``failed_conditions`` read for each:
+        its own earlier write (a replay), or ``BookingConflict``, ``BookingCancelled``, ``SoldOut``; else a
+        conflicting writer (``TransientFailure``, worth retrying)."""
+        existing, inventory = [*failed, None, None][:2]
+        if existing is not None:
+            return self._existing(claim, existing)
+        if "resource_id" in holding and inventory is not None:
+            raise SoldOut(_sold_out_message(self.service, holding, inventory)) from None
+        raise TransientFailure(f"{self.service} reservation for {claim.booking_id} was cancelled; retry") from None
 
     def _existing(self, claim: Claim, existing: dict[str, Any]) -> Reserved:
         if existing.get("owner") != claim.owner:
@@ -354,25 +384,7 @@ class Ledger:
         self._write(what, lambda: self._client.transact_write_items(TransactItems=writes))
 
     def _write(self, what: str, write: Callable[[], T]) -> T:
-        """Make one write, and again after a transaction conflict (``ConflictRetry``); after the last attempt,
-        ``TransientFailure``. Every other error is raised as it came."""
-        delays = self._retry.delays()
-        while True:
-            try:
-                return write()
-            except (
-                self._client.exceptions.TransactionCanceledException,
-                self._client.exceptions.TransactionConflictException,
-            ) as error:
-                if not _conflicted(error):
-                    raise
-                delay = next(delays, None)
-                if delay is None:
-                    raise TransientFailure(
-                        f"{self.service} {what} kept meeting other transactions in progress; retry"
-                    ) from None
-                self._on_retry()
-                self._retry.sleep(delay)
+        return self._retry.run(self._client, write, f"{self.service} {what}", self._on_retry)
 
     def _answer(self, claim: Claim, status: str) -> dict[str, Any]:
         """A cancel's result where it touched nothing."""
@@ -395,7 +407,7 @@ def _conflicted(error: Any) -> bool:
     return TRANSACTION_CONFLICT in codes and codes <= {TRANSACTION_CONFLICT, "None"}
 
 
-def _failed_conditions(error: Any) -> list[dict[str, Any] | None]:
+def failed_conditions(error: Any) -> list[dict[str, Any] | None]:
     """Per write of a cancelled transaction: the item as it was where its condition failed, else None."""
     deserializer = TypeDeserializer()
     return [

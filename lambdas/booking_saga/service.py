@@ -20,6 +20,7 @@ because DynamoDB refused them while another transaction was in progress on the s
 """
 
 import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ from booking_saga.observability import logger, metrics, observed
 from booking_saga.services import Service
 
 OVERSIZED_BYTES = 300 * 1024  # more than the 256 KiB a state's input or output may hold
+# In-process retries of a TransientFailure (``retrying``): pauses from PAUSE_SECONDS doubling up to MAX_PAUSE_SECONDS.
+PAUSE_SECONDS = 0.05
+MAX_PAUSE_SECONDS = 0.2
 
 
 @cache
@@ -74,13 +78,13 @@ class SagaService:
         self.spec = spec
         self.name = spec.name
         self.table = table
-        self._admit = admit
+        self.admit = admit
         # The Lambda handlers (flight.reserve, flight.cancel, ...): logged, traced and counted.
-        self.reserve = observed(self._handle_reserve)
-        self.cancel = observed(self._handle_cancel)
+        self.reserve = observed(self.handle_reserve)
+        self.cancel = observed(self.handle_cancel)
 
-    def _handle_reserve(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
-        """Lambda handler: reserve what the booking asks of this service, for its execution."""
+    def handle_reserve(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
+        """Reserve what the booking asks of this service, for its execution (or, choreographed, its saga)."""
         step, execution, document = _unpack(event)
         logger.append_keys(step=step, service=self.name)
         with _reported("reserve"), _naming(step):
@@ -91,7 +95,7 @@ class SagaService:
             self._fail_transiently(booking.booking_id, chaos, "reserve")
             if chaos.fail_at == self.name:
                 raise ChaosFailure(f"forced to fail by chaos.fail_at={self.name}")
-            self._admit(booking, contract)
+            self.admit(booking, contract)
             holding = {"customer_id": booking.customer_id, **self.spec.holding(booking.section(self.name))}
             reserved = self._ledger().reserve(claim, holding)
             self._count_reservation(made=not reserved.replayed)
@@ -111,8 +115,8 @@ class SagaService:
             return result | {"chaos_padding": "x" * OVERSIZED_BYTES}
         return result
 
-    def _handle_cancel(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
-        """Lambda handler, same input as reserve; idempotent, and a no-op where its execution holds nothing."""
+    def handle_cancel(self, event: dict[str, Any], context: object = None) -> dict[str, Any]:
+        """Same input as reserve; idempotent, and a no-op where its execution (or saga) holds nothing."""
         step, execution, document = _unpack(event)
         logger.append_keys(step=step, service=self.name)
         try:
@@ -157,22 +161,42 @@ class SagaService:
             metrics.add_metric(name="BookingsConfirmed", unit=MetricUnit.Count, value=1)
 
     def _fail_transiently(self, booking_id: str, chaos: Chaos, action: str) -> None:
-        """chaos.transient: fail the first N calls, counted by conditional puts so retries on any
-        Lambda instance see the same count (and the function needs no permission beyond PutItem)."""
-        failures = chaos.transient_failures(f"{self.name}.{action}")
-        table = self._ledger().table
-        for attempt in range(1, failures + 1):
-            try:
-                table.put_item(
-                    Item={"pk": f"chaos#{booking_id}#{action}#{attempt}"},
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except table.meta.client.exceptions.ConditionalCheckFailedException:
-                continue  # this failure already happened
-            raise TransientFailure(f"forced transient failure {attempt} of {failures} by chaos.transient")
+        fail_transiently(self.table(), f"{self.name}.{action}", booking_id, chaos)
 
     def _ledger(self) -> Ledger:
         return Ledger(self.table(), self.name, on_retry=_count_conflict_retry)
+
+
+def fail_transiently(table: Any, function: str, booking_id: str, chaos: Chaos) -> None:
+    """chaos.transient: the first N calls of ``function`` (``hotel.cancel``) fail, counted by conditional puts in the
+    service's own table so retries on any Lambda instance see the same count (needing no permission beyond PutItem)."""
+    failures = chaos.transient_failures(function)
+    action = function.rpartition(".")[2]
+    for attempt in range(1, failures + 1):
+        try:
+            table.put_item(
+                Item={"pk": f"chaos#{booking_id}#{action}#{attempt}"},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except table.meta.client.exceptions.ConditionalCheckFailedException:
+            continue  # this failure already happened
+        raise TransientFailure(f"forced transient failure {attempt} of {failures} by chaos.transient")
+
+
+def retrying(call: Callable[[], Any], retries: int) -> Any:
+    """``call``, tried again after a TransientFailure up to ``retries`` times with short pauses (half of each random):
+    where no state machine retries a step (the other designs), a write conflict still passes in milliseconds, well
+    inside the function's timeout; Lambda's own retries of an asynchronous event come minutes apart."""
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except TransientFailure:
+            if attempt == retries:
+                raise
+        pause = min(PAUSE_SECONDS * 2**attempt, MAX_PAUSE_SECONDS)
+        time.sleep(pause / 2 + random.uniform(0, pause / 2))
+        attempt += 1
 
 
 def _unpack(event: object) -> tuple[str, object, object]:

@@ -22,6 +22,7 @@ does with the events it queues.
 """
 
 import contextlib
+import datetime
 import hashlib
 import io
 import json
@@ -228,7 +229,9 @@ class LambdaRuntime:
         spec = _describe(function)
         if invocation_type == "Event":
             dead_letter_arn = function.dead_letter_config.get("TargetArn")
-            threading.Thread(target=self._run_queued, args=(spec, event, dead_letter_arn), daemon=True).start()
+            on_failure = _on_failure_destination(function)
+            queued = (spec, event, dead_letter_arn, on_failure)
+            threading.Thread(target=self._run_queued, args=queued, daemon=True).start()
             return b""
         outcome = self._run(spec, event)
         if "error" in outcome:
@@ -260,19 +263,56 @@ class LambdaRuntime:
                 pool = self._pools[spec.arn] = _Pool(spec, self._start_worker)
             return pool
 
-    def _run_queued(self, spec: _Function, event: Any, dead_letter_arn: str | None) -> None:
+    def _run_queued(self, spec: _Function, event: Any, dead_letter_arn: str | None, on_failure: str | None) -> None:
         """An asynchronous invocation as Lambda runs it (invocation-async-error-handling.html): after a function
         error, two more attempts, a minute and then two minutes later; after the last, the event goes to the
-        function's dead-letter queue, if it has one."""
+        function's dead-letter queue, if it has one, and a record of it to its on-failure destination, if it has
+        one (an EventBridge bus)."""
         request_id = str(uuid.uuid4())  # one request, however many attempts
+        attempts = 0
         for delay in (0, *ASYNC_RETRY_DELAYS_SECONDS):
             if self._closed.wait(delay * self._wait_scale):
                 return
             outcome = self._run(spec, event, request_id)
+            attempts += 1
             if "error" not in outcome:
                 return
         if dead_letter_arn:
             self._send_to_dead_letter_queue(dead_letter_arn, event, request_id, outcome["error"])
+        if on_failure:
+            self._send_failure_record(on_failure, spec, event, request_id, attempts, outcome["error"])
+
+    def _send_failure_record(
+        self, bus_arn: str, spec: _Function, event: Any, request_id: str, attempts: int, error: dict
+    ) -> None:
+        """The invocation record Lambda sends an EventBridge destination (invocation-async-retain-records.html):
+        source ``lambda``, detail-type ``Lambda Function Invocation Result - Failure``, the request and the error."""
+        record = {
+            "version": "1.0",
+            "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "requestContext": {
+                "requestId": request_id,
+                "functionArn": f"{spec.arn}:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": error,
+        }
+        arn = parse_arn(bus_arn)
+        session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=arn.region
+        )
+        entry = {
+            "EventBusName": bus_arn,
+            "Source": "lambda",
+            "DetailType": "Lambda Function Invocation Result - Failure",
+            "Detail": json.dumps(record),
+            "Resources": [spec.arn],
+        }
+        with contextlib.suppress(ClientError):  # Lambda counts it (DestinationDeliveryFailures); the record is lost
+            session.client("events", endpoint_url=self._endpoint_url).put_events(Entries=[entry])
 
     def _send_to_dead_letter_queue(self, target_arn: str, event: Any, request_id: str, error: dict) -> None:
         """The event as it came, with the attributes Lambda adds (RequestID, ErrorCode: Invoke's status, 200 for a
@@ -353,6 +393,15 @@ class LambdaRuntime:
                     archive.extractall(partial)
                 partial.rename(code_dir)
         return code_dir
+
+
+def _on_failure_destination(function: Any) -> str | None:
+    """The function's on-failure destination (its EventInvokeConfig), where it is an EventBridge bus."""
+    for config in function.event_invoke_config:
+        destination = config.config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if destination and parse_arn(destination).service == "events":
+            return str(destination)
+    return None
 
 
 def _describe(function: Any) -> _Function:

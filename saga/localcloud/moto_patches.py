@@ -37,6 +37,11 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
 - DynamoDB refuses to write an item while a TransactWriteItems is in progress on it: another transaction is
   cancelled with TransactionConflict on that item, and a PutItem, UpdateItem or DeleteItem fails with
   TransactionConflictException; neither writes anything (``_conflict_with_transactions_in_progress``).
+- CloudFormation's Ref of an ``AWS::Events::EventBus`` is its name
+  (``_refer_to_event_buses_by_name``), so rules land on the stack's bus, and
+  ``AWS::Lambda::EventInvokeConfig`` is deployed (``_deploy_event_invoke_configs``):
+  the Lambda runtime sends its on-failure destination (an EventBridge bus) the
+  record of an asynchronous invocation whose attempts all failed.
 
 For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).
@@ -70,7 +75,7 @@ from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, TransactionCanceledException
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
-from moto.events.models import EventTemplateParser, Rule, events_backends
+from moto.events.models import EventBus, EventTemplateParser, Rule, events_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from moto.server import ThreadedMotoServer
 from moto.sqs.exceptions import SQSException
@@ -281,6 +286,8 @@ def applied(
             _publish_execution_status_changes(undo)
             _deliver_events_to_lambda_functions(wait_scale, undo)
             _keep_function_dead_letter_configs(undo)
+            _refer_to_event_buses_by_name(undo)
+            _deploy_event_invoke_configs(undo)
             _fail_sqs_sends(send_faults, undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
@@ -360,6 +367,48 @@ def _deploy_api_gateway_stages(undo: ExitStack) -> None:
     models = get_model_map()
     models[_ApiStage.cloudformation_type()] = _ApiStage  # type: ignore[type-abstract]  # moto's map holds classes
     undo.callback(models.pop, _ApiStage.cloudformation_type())
+
+
+def _refer_to_event_buses_by_name(undo: ExitStack) -> None:
+    """CloudFormation's ``Ref`` of an ``AWS::Events::EventBus`` returns the bus's name (aws-resource-events-eventbus,
+    Return values); moto's ``EventBus`` has no ``physical_resource_id``, so a rule's ``EventBusName: {Ref: Bus}``
+    receives the model object and moto's PutRule fails with an AttributeError."""
+    EventBus.physical_resource_id = property(lambda bus: bus.name)  # type: ignore[attr-defined]
+    undo.callback(delattr, EventBus, "physical_resource_id")
+
+
+class _EventInvokeConfig(CloudFormationModel):
+    """``AWS::Lambda::EventInvokeConfig``, which moto's CloudFormation skips (its Lambda API has
+    PutFunctionEventInvokeConfig): the function's destinations and retry limits for asynchronous invocations."""
+
+    def __init__(self, function_name: str):
+        self.function_name = function_name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.function_name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Lambda::EventInvokeConfig"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        properties = cloudformation_json["Properties"]
+        config = {
+            key: properties[key]
+            for key in ("DestinationConfig", "MaximumRetryAttempts", "MaximumEventAgeInSeconds")
+            if key in properties
+        }
+        get_lambda_backend(account_id, region_name).put_function_event_invoke_config(properties["FunctionName"], config)
+        return cls(properties["FunctionName"])
+
+
+def _deploy_event_invoke_configs(undo: ExitStack) -> None:
+    """Add ``AWS::Lambda::EventInvokeConfig`` to moto's CloudFormation resource types (as the API stage above)."""
+    models = get_model_map()
+    models[_EventInvokeConfig.cloudformation_type()] = _EventInvokeConfig  # type: ignore[type-abstract]
+    undo.callback(models.pop, _EventInvokeConfig.cloudformation_type())
 
 
 def _scale_time(wait_scale: float, timeout_scale: float, undo: ExitStack) -> None:
@@ -649,9 +698,10 @@ def _epoch_millis(moment: datetime.datetime) -> int:
 def _deliver_events_to_lambda_functions(wait_scale: float, undo: ExitStack) -> None:
     """EventBridge skips a DISABLED rule and invokes a Lambda function target asynchronously (InvocationType Event:
     Lambda queues the event, retries the function's errors and uses the function's own dead-letter queue).
-    moto's ``Rule.send_to_targets`` delivers through disabled rules and, inside the PutEvents call, raises
-    NotImplementedError for a function. Function targets are now invoked from threads of their own; other targets
-    keep moto's delivery. A delivery that fails is retried as the target's RetryPolicy says if EventBridge retries
+    moto's ``Rule.send_to_targets`` delivers through disabled rules, ignores a target's InputPath and, inside the
+    PutEvents call, raises NotImplementedError for a function. Function targets are now invoked from threads of
+    their own, and SQS targets get what InputPath selects; other targets keep moto's delivery. A delivery that
+    fails is retried as the target's RetryPolicy says if EventBridge retries
     that error (throttling, a 5xx), its back-off scaled by ``wait_scale``; then, or at once for an error retrying
     cannot mend (no such function), the event goes to the target's DeadLetterConfig queue (eb-rule-dlq.html)."""
     send_to_targets = Rule.__dict__["send_to_targets"]
@@ -661,29 +711,47 @@ def _deliver_events_to_lambda_functions(wait_scale: float, undo: ExitStack) -> N
     def _send_to_targets(self, original_event: dict, transform_input: bool = True) -> None:
         if self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
             return
-        functions = [target for target in self.targets if parse_arn(target["Arn"]).service == "lambda"]
-        if len(functions) < len(self.targets):
+        by_service: dict[str, list[dict]] = {}
+        for target in self.targets:
+            by_service.setdefault(parse_arn(target["Arn"]).service, []).append(target)
+        functions, queues = by_service.pop("lambda", []), by_service.pop("sqs", [])
+        if by_service:
             others = copy.copy(self)
-            others.targets = [target for target in self.targets if target not in functions]
+            others.targets = [target for targets in by_service.values() for target in targets]
             send_to_targets(others, original_event, transform_input)
+        for target in queues:
+            event = _target_input(target, original_event) if transform_input else _with_iso_time(original_event)
+            queue = parse_arn(target["Arn"])
+            group = target.get("SqsParameters", {}).get("MessageGroupId")
+            sqs_backends[queue.account][queue.region].send_message(queue.resource_id, json.dumps(event), group_id=group)
         for target in functions:
-            event = _function_input(target, original_event) if transform_input else original_event
+            event = _target_input(target, original_event) if transform_input else original_event
             delivery = (self.arn, target, event, wait_scale, closing)
             threading.Thread(target=_deliver_to_function, args=delivery, daemon=True).start()
 
     _replace(undo, Rule, "send_to_targets", _send_to_targets)
 
 
-def _function_input(target: dict, event: Any) -> Any:
-    """What EventBridge passes a target: the event (its time in ISO 8601, as moto's SQS delivery writes it),
-    the target's constant Input, or its InputTransformer's output."""
+def _target_input(target: dict, event: Any) -> Any:
+    """What EventBridge passes a target (eb-transform-target-input.html): the event (its time in ISO 8601, as moto's
+    SQS delivery writes it), the target's constant Input, the part its InputPath selects (a dotted JSONPath, such
+    as ``$.detail.parked``), or its InputTransformer's output."""
     if "Input" in target:
         return json.loads(target["Input"])
-    event = {**event, "time": iso_8601_datetime_without_milliseconds(utcfromtimestamp(int(float(event["time"]))))}
+    event = _with_iso_time(event)
+    if "InputPath" in target:
+        selected = event
+        for key in target["InputPath"].removeprefix("$").split(".")[1:]:
+            selected = selected.get(key) if isinstance(selected, dict) else None
+        return selected
     transformer = target.get("InputTransformer")
     if transformer is None:
         return event
     return EventTemplateParser.parse(transformer.get("InputTemplate"), transformer.get("InputPathsMap", {}), event)
+
+
+def _with_iso_time(event: dict) -> dict:
+    return {**event, "time": iso_8601_datetime_without_milliseconds(utcfromtimestamp(int(float(event["time"]))))}
 
 
 class _DeliveryFailure(NamedTuple):

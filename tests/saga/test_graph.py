@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from booking_saga.choreography import reactions
 from booking_saga.executions import Step
-from saga.graph import GraphvizMissing, render, to_dot, to_mermaid
+from booking_saga.services import SERVICES
+from saga.graph import GraphvizMissing, event_flow_mermaid, render, to_dot, to_mermaid
 from tests.stacks.definition import resolved_definition
 
 START, END = "<start>", "<end>"  # how these tests name the Start and End markers
@@ -565,3 +567,17 @@ def test_graphviz_renders_the_highlighted_saga(definition):
     assert svg.lstrip().startswith((b"<?xml", b"<svg"))
     assert b"ProcessPayment" in svg
     assert png.startswith(b"\x89PNG")
+
+
+def test_the_choreographys_event_flow_has_every_reaction_and_highlights_a_bookings_events():
+    text = event_flow_mermaid(SERVICES, ["BookingRequested", "FlightReserved", "ReserveHotelFailed"])
+
+    lines = text.splitlines()
+    for reaction in reactions(SERVICES):
+        for event in reaction.on:
+            assert any(line.strip().startswith(f"{event} ") and line.endswith(reaction.step) for line in lines)
+        for emitted in reaction.emits:
+            assert any(line.strip().startswith(f"{reaction.step} ") and line.endswith(emitted) for line in lines)
+    assert "    PaymentProcessed --> BookingConfirmed" in lines
+    assert "    FlightCancelled -.-> BookingFailed" in lines
+    assert lines[-1] == "    class BookingRequested,FlightReserved,ReserveHotelFailed failed"

@@ -719,3 +719,87 @@ def test_a_single_item_write_to_an_item_a_transaction_holds_fails_with_transacti
     assert value_of(cloud, items, "elsewhere") == "meanwhile"
     writes["UpdateItem"]()
     assert value_of(cloud, items, "seat") == "late"
+
+
+def bus_to_queue(cloud, name: str, pattern: dict, **target) -> tuple[str, str]:
+    """A new event bus with one rule sending what matches ``pattern`` to a new queue: the bus's ARN, the queue's URL."""
+    events = cloud.client("events")
+    bus = events.create_event_bus(Name=name)["EventBusArn"]
+    url, arn = queue(cloud, f"{name}-queue")
+    events.put_rule(Name=f"{name}-rule", EventBusName=name, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=f"{name}-rule", EventBusName=name, Targets=[{"Id": "queue", "Arn": arn, **target}])
+    return bus, url
+
+
+def test_an_asynchronous_invocation_whose_attempts_all_fail_sends_its_record_to_the_on_failure_bus(cloud, logs):
+    """https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html: with an EventBridge bus as
+    on-failure destination, Lambda sends it an invocation record (source "lambda", detail-type "Lambda Function
+    Invocation Result - Failure") holding the request (requestPayload), the error (responsePayload) and, in
+    requestContext, the function's ARN, the condition RetriesExhausted and approximateInvokeCount."""
+    pattern = {"source": ["lambda"], "detail-type": ["Lambda Function Invocation Result - Failure"]}
+    bus, records = bus_to_queue(cloud, "failures", pattern)
+    arn = function(cloud, "fails-to-bus", "fails")
+    cloud.client("lambda").put_function_event_invoke_config(
+        FunctionName="fails-to-bus", DestinationConfig={"OnFailure": {"Destination": bus}}
+    )
+
+    invoke_async(cloud, "fails-to-bus", {"order": 8})
+
+    [message] = eventually(lambda: messages(cloud, records))
+    detail = json.loads(message["Body"])["detail"]
+    assert detail["requestPayload"] == {"order": 8}
+    assert (detail["responsePayload"]["errorType"], detail["responsePayload"]["errorMessage"]) == ("Boom", "always")
+    context = detail["requestContext"]
+    assert (context["functionArn"], context["condition"], context["approximateInvokeCount"]) == (
+        f"{arn}:$LATEST",
+        "RetriesExhausted",
+        3,
+    )
+    assert invocations(logs, "fails-to-bus") == 3
+
+
+def test_a_stack_puts_rules_on_its_own_bus_with_input_paths_and_deploys_event_invoke_configs(cloud):
+    """https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-events-eventbus.html: Ref
+    of an event bus "returns the name of the event bus", which a rule's EventBusName takes;
+    AWS::Lambda::EventInvokeConfig configures a function's destinations; an SQS target's InputPath sends only what
+    it selects
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-transform-target-input.html)."""
+    function(cloud, "configured-by-stack", "counted")
+    url, arn = queue(cloud, "selected-parts")
+    template = {
+        "Resources": {
+            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "stack-bus"}},
+            "Rule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventBusName": {"Ref": "Bus"},
+                    "EventPattern": {"source": ["probe.stack"]},
+                    "Targets": [{"Id": "queue", "Arn": arn, "InputPath": "$.detail.inner"}],
+                },
+            },
+            "Config": {
+                "Type": "AWS::Lambda::EventInvokeConfig",
+                "Properties": {
+                    "FunctionName": "configured-by-stack",
+                    "Qualifier": "$LATEST",
+                    "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": ["Bus", "Arn"]}}},
+                },
+            },
+        }
+    }
+    cloudformation = cloud.client("cloudformation")
+    cloudformation.create_stack(StackName="bus-probe", TemplateBody=json.dumps(template))
+    eventually(
+        lambda: cloudformation.describe_stacks(StackName="bus-probe")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    )
+
+    config = cloud.client("lambda").get_function_event_invoke_config(FunctionName="configured-by-stack")
+    assert config["DestinationConfig"]["OnFailure"]["Destination"].endswith(":event-bus/stack-bus")
+    detail = {"inner": {"kept": 1}, "dropped": 2}
+    cloud.client("events").put_events(
+        Entries=[
+            {"EventBusName": "stack-bus", "Source": "probe.stack", "DetailType": "probe", "Detail": json.dumps(detail)}
+        ]
+    )
+    [message] = eventually(lambda: messages(cloud, url))
+    assert json.loads(message["Body"]) == {"kept": 1}

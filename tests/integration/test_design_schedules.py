@@ -1,0 +1,86 @@
+"""The reliability test's fault schedules (``fault_schedules``) on the choreographed and atomic designs: each
+drawn booking and its faults (transient failures, duplicate delivery, a reserve that hangs after its write, a
+forced failure, a cancel failing for good, sold out, declined, malformed) must end as the saga's model says,
+hold exactly what it says, and leave the design's audit clean.
+
+The atomic design reads the model as one transaction: anything failing rolls all of it back (there is no cancel
+to fail), and a hang after the commit leaves the booking confirmed.
+"""
+
+import dataclasses
+import itertools
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from booking_saga.designs import ATOMIC, CHOREOGRAPHY, DESIGNS
+from booking_saga.ledger import RESERVED
+from saga.designs import DesignDeployment, find_design
+from saga.localcloud import LocalCloud
+from tests.integration import fault_schedules
+from tests.integration.fault_schedules import SERVICES, Expected, Scenario, expected, scenarios
+
+WAIT_SCALE = 0.01
+SCHEDULES = 8  # per design: a choreographed one whose reserve hangs runs three Lambda attempts to their timeout
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def cloud(assembly):
+    with LocalCloud(wait_scale=WAIT_SCALE, timeout_scale=fault_schedules.TIMEOUT_SCALE) as cloud:
+        for design in (CHOREOGRAPHY, ATOMIC):
+            cloud.deploy(assembly.directory, DESIGNS[design].stack)
+        yield cloud
+
+
+def model(design: str, scenario: Scenario) -> Expected:
+    """The saga's model, as each design ends it."""
+    if design == CHOREOGRAPHY:
+        return expected(scenario)
+    chaos = {key: value for key, value in scenario.chaos.items() if key not in ("fail_cancel", "timeout_after_write")}
+    ends = expected(dataclasses.replace(scenario, chaos=chaos))
+    if ends.verdict in ("confirmed", "refused"):
+        return ends
+    return Expected("rolled back", frozenset(), ends.failure)
+
+
+def settle(design: DesignDeployment, booking_id: str, timeout: float = 180) -> tuple[str, str | None]:
+    deadline = time.monotonic() + timeout
+    while (ending := design.ending(booking_id)).status == "RUNNING":
+        assert time.monotonic() < deadline, f"{booking_id} still running"
+        time.sleep(0.2)
+    time.sleep(0.5 if design.design == CHOREOGRAPHY else 0)  # late redeliveries land too
+    return ending.verdict, ending.error
+
+
+@pytest.mark.parametrize("design_name", [CHOREOGRAPHY, ATOMIC])
+def test_every_fault_schedule_ends_as_the_model_says(cloud, design_name, figures):
+    design = find_design(design_name, endpoint_url=cloud.endpoint_url)
+
+    @settings(max_examples=SCHEDULES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(scenario=scenarios(uncatchable=False))
+    def run(scenario: Scenario) -> None:
+        n = next(_ids)
+        flight_id, hotel_id = f"SCH-FL-{design_name}-{n}", f"SCH-HT-{design_name}-{n}"
+        design.ledger("flight").stock(flight_id, scenario.flight_capacity)
+        design.ledger("hotel").stock(hotel_id, scenario.hotel_capacity)
+        document = fault_schedules.document(f"sch-{design_name[:4]}-{n:04d}", scenario, flight_id, hotel_id)
+        want = model(design_name, scenario)
+
+        design.book(document)
+        verdict, error = settle(design, document["booking_id"])
+
+        held = {
+            service
+            for service in SERVICES
+            if (design.ledger(service).record(document["booking_id"]) or {}).get("status") == RESERVED
+        }
+        assert (verdict, held) == (want.verdict, set(want.held)), (scenario, error)
+        if want.verdict not in ("confirmed", "parked"):
+            assert error == want.failure, scenario
+        figures[f"fault schedules ({design_name})"] += 1
+
+    run()
+    report = design.audit()
+    assert report.clean, report.drift
