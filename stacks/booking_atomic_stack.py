@@ -1,16 +1,14 @@
 """The atomic design (``booking_saga.atomic``): one function books the whole trip in a single DynamoDB transaction
 over every service's table. Not a saga: the point of comparison (docs/designs.md says why real services cannot)."""
 
-import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from booking_saga.atomic import table_variable
-from booking_saga.contract import ENVIRONMENT_VARIABLE
 from booking_saga.services import SERVICES, Service
-from stacks.function import FunctionDefaults, SagaFunction
+from stacks.function import SagaFunction
 from stacks.settings import SagaSettings
 from stacks.storage import saga_table
 
@@ -32,8 +30,7 @@ class BookingAtomicStack(Stack):
         **kwargs: Any,
     ):
         super().__init__(scope, construct_id, **kwargs)
-        contract = json.dumps(settings.contract(services).to_json(), separators=(",", ":"))
-        defaults = FunctionDefaults.for_stack(self, {ENVIRONMENT_VARIABLE: contract}, settings.removal)
+        defaults = settings.function_defaults(self, services)
         self.tables = {
             service.name: saga_table(self, service.table_id, protected=settings.is_protected) for service in services
         }
@@ -56,4 +53,4 @@ class BookingAtomicStack(Stack):
         for service in services:
             CfnOutput(self, service.table_output, value=self.tables[service.name].table_name)
         CfnOutput(self, "BookingsTable", value=self.bookings.table_name)
-        CfnOutput(self, "BookingContract", value=contract, description="What the stack accepts")
+        CfnOutput(self, "BookingContract", value=settings.contract_json(services), description="What the stack accepts")

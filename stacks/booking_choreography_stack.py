@@ -6,7 +6,6 @@ Read top to bottom: the bus, the services (a table, a reserve and a cancel funct
 failed invocation becomes, parking, alarms, outputs.
 """
 
-import json
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
@@ -20,10 +19,9 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from booking_saga.choreography import BOOKINGS_SOURCE, FAILURE_RECORD, LAMBDA_SOURCES, PARKED, SOURCE_PREFIX, reactions
-from booking_saga.contract import ENVIRONMENT_VARIABLE
 from booking_saga.services import SERVICES, Service
 from stacks.alarms import PERIOD, alarm_topic
-from stacks.function import FunctionDefaults, SagaFunction
+from stacks.function import SagaFunction
 from stacks.reservation_service import CANCEL_ACTIONS
 from stacks.settings import SagaSettings
 from stacks.storage import dead_letters, saga_table
@@ -50,8 +48,7 @@ class BookingChoreographyStack(Stack):
     ):
         super().__init__(scope, construct_id, **kwargs)
         self.removal = settings.removal
-        contract = json.dumps(settings.contract(services).to_json(), separators=(",", ":"))
-        defaults = FunctionDefaults.for_stack(self, {ENVIRONMENT_VARIABLE: contract}, settings.removal)
+        defaults = settings.function_defaults(self, services)
         self.bus = events.EventBus(self, "Bus")
         failures = destinations.EventBridgeDestination(self.bus)
         common = {"EVENT_BUS": self.bus.event_bus_name, "RETRIES": IN_PROCESS_RETRIES}
@@ -136,7 +133,7 @@ class BookingChoreographyStack(Stack):
         CfnOutput(self, "BookingsTable", value=self.bookings.table_name)
         CfnOutput(self, "SagaLogTable", value=self.saga_log.table_name)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.parking.queue_url)
-        CfnOutput(self, "BookingContract", value=contract, description="What the stack accepts")
+        CfnOutput(self, "BookingContract", value=settings.contract_json(services), description="What the stack accepts")
 
     def _rule(
         self,

@@ -4,19 +4,16 @@ reserve/cancel Lambdas, orchestrated by a Step Functions state machine that comp
 Read top to bottom: services, saga, state machine, reconciler, alarms, API, outputs.
 """
 
-import json
 from typing import Any
 
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from booking_saga.contract import ENVIRONMENT_VARIABLE
 from booking_saga.services import SERVICES, Service
 from stacks.acknowledgments import invoking
 from stacks.alarms import SagaAlarms
 from stacks.booking_api import BookingApi
-from stacks.function import FunctionDefaults
 from stacks.reconciler import Reconciler
 from stacks.reservation_service import ReservationService
 from stacks.saga_chain import FAILURE_PATH, DeadLetterParking, Saga
@@ -38,9 +35,7 @@ class BookingSagaStack(Stack):
         **kwargs: Any,
     ):
         super().__init__(scope, construct_id, **kwargs)
-        booking_contract = settings.contract(services)
-        contract = json.dumps(booking_contract.to_json(), separators=(",", ":"))
-        defaults = FunctionDefaults.for_stack(self, {ENVIRONMENT_VARIABLE: contract}, settings.removal)
+        defaults = settings.function_defaults(self, services)
 
         self.services = [
             ReservationService(
@@ -109,7 +104,7 @@ class BookingSagaStack(Stack):
             defaults=defaults,
             state_machine=self.state_machine,
             bookings=self.bookings,
-            schema=booking_contract.json_schema(),
+            schema=settings.contract(services).json_schema(),
         )
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
@@ -125,7 +120,10 @@ class BookingSagaStack(Stack):
             description="Execution ends the reconciler could not finish (saga replay hands them to it again)",
         )
         CfnOutput(
-            self, "BookingContract", value=contract, description="What the stack accepts: currencies and limits, chaos"
+            self,
+            "BookingContract",
+            value=settings.contract_json(services),
+            description="What the stack accepts: currencies and limits, chaos",
         )
         CfnOutput(self, "ApiUrl", value=self.api.api.url, description="The booking HTTP API (IAM-signed requests)")
 

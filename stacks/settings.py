@@ -4,12 +4,13 @@ import json
 import re
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Node
 
-from booking_saga.contract import DEFAULT_PAYMENT_LIMITS, Contract
+from booking_saga.contract import DEFAULT_PAYMENT_LIMITS, ENVIRONMENT_VARIABLE, Contract
 from booking_saga.services import SERVICES, Service
+from stacks.function import FunctionDefaults
 
 # Development stages: chaos may be on, and their data goes with the stack. Every other stage is protected.
 DEVELOPMENT_STAGES = ("dev", "test")
@@ -40,6 +41,15 @@ class SagaSettings:
     def contract(self, services: tuple[Service, ...] = SERVICES) -> Contract:
         """What the stack's functions accept, for these services."""
         return Contract.with_limits(dict(self.payment_limits), self.chaos_enabled, services)
+
+    def contract_json(self, services: tuple[Service, ...]) -> str:
+        """The contract as the functions read it from their environment (and a stack outputs it)."""
+        return json.dumps(self.contract(services).to_json(), separators=(",", ":"))
+
+    def function_defaults(self, stack: Stack, services: tuple[Service, ...]) -> FunctionDefaults:
+        """What every function of a stack of this app shares: the booking contract in its environment, and this
+        stage's removal policy."""
+        return FunctionDefaults.for_stack(stack, {ENVIRONMENT_VARIABLE: self.contract_json(services)}, self.removal)
 
     @classmethod
     def from_context(cls, node: Node) -> "SagaSettings":
