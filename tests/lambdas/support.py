@@ -1,5 +1,5 @@
-"""What the handler tests share: the tables, the contract and the execution the handlers run under, and Lambda's
-context object."""
+"""What the handler tests share: the tables and what they hold, the contract and the execution the handlers run
+under, and Lambda's context object."""
 
 from booking_saga.contract import Contract
 
@@ -10,6 +10,18 @@ CONTRACT = Contract.with_limits({"JPY": PAYMENT_LIMIT, "USD": 700, "EUR": 650}, 
 NAMESPACE = "BookingSagaTest"
 # The execution the state machine names in every invocation ($$.Execution.Id): it owns what is reserved.
 EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:BookingSaga:trip-0001"
+
+
+def held(dynamodb) -> dict[str, object]:
+    """What each service's table holds: its booking records, and what is left of each resource."""
+    contents = {}
+    for service, table in TABLES.items():
+        for item in dynamodb.Table(table).scan()["Items"]:
+            if item["pk"].startswith("booking#"):
+                contents[f"{service}:{item['pk']}"] = item["status"]
+            elif item["pk"].startswith("inventory#"):
+                contents[f"{service}:{item['pk']}"] = int(item["available"])
+    return contents
 
 
 class LambdaContext:

@@ -9,7 +9,7 @@ from booking_saga.atomic import CONFIRMED, ROLLED_BACK, AtomicBooking, status
 from booking_saga.contract import InvalidBooking, fingerprint
 from booking_saga.executions import BookingRegistry, verdict
 from tests.factories import booking
-from tests.lambdas.support import PAYMENT_LIMIT, TABLES, LambdaContext
+from tests.lambdas.support import PAYMENT_LIMIT, LambdaContext, held
 
 INSTANCE = "atomic:trip-0001:1"
 
@@ -35,18 +35,6 @@ def book(atomic, bookings, document: dict, instance: str = INSTANCE) -> dict:
     """Accept the booking for ``instance``, as ``saga book`` does, then run the transaction."""
     BookingRegistry(bookings).accept(document["booking_id"], fingerprint(document), instance)
     return atomic.book({"instance": instance, "booking": document}, LambdaContext())
-
-
-def held(dynamodb) -> dict[str, object]:
-    """What each service's table holds: its booking records, and what is left of each resource."""
-    contents = {}
-    for service, table in TABLES.items():
-        for item in dynamodb.Table(table).scan()["Items"]:
-            if item["pk"].startswith("booking#"):
-                contents[f"{service}:{item['pk']}"] = item["status"]
-            elif item["pk"].startswith("inventory#"):
-                contents[f"{service}:{item['pk']}"] = int(item["available"])
-    return contents
 
 
 NOTHING_HELD = {"flight:inventory#NH101": 5, "hotel:inventory#TOKYO-GRAND": 3}

@@ -31,7 +31,7 @@ from booking_saga.executions import verdict
 from booking_saga.observability import metrics
 from booking_saga.services import SERVICES
 from tests.factories import booking
-from tests.lambdas.support import PAYMENT_LIMIT, TABLES
+from tests.lambdas.support import PAYMENT_LIMIT, held
 
 SAGA = "saga-0001"
 
@@ -127,17 +127,6 @@ def log(dynamodb, powertools, stock):
         BillingMode="PAY_PER_REQUEST",
     )
     return SagaLog(table)
-
-
-def held(dynamodb) -> dict[str, object]:
-    contents = {}
-    for service, table in TABLES.items():
-        for item in dynamodb.Table(table).scan()["Items"]:
-            if item["pk"].startswith("booking#"):
-                contents[f"{service}:{item['pk']}"] = item["status"]
-            elif item["pk"].startswith("inventory#"):
-                contents[f"{service}:{item['pk']}"] = int(item["available"])
-    return contents
 
 
 def run(log: SagaLog, document: dict, wire: Wire | None = None) -> list[str]:
