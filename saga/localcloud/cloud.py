@@ -224,8 +224,9 @@ class LocalCloud:
         assembly_dir = Path(assembly_dir)
         template_file, assets_file = _stack_files(assembly_dir, stack_name)
         template = (assembly_dir / template_file).read_text()
+        parsed = json.loads(template)
         self._bootstrap()
-        self._publish_aws_layers(json.loads(template))
+        self._publish_aws_layers(parsed)
         if assets_file:
             self._upload_assets(assembly_dir, assets_file)
         cloudformation = self.client("cloudformation")
@@ -240,7 +241,7 @@ class LocalCloud:
         stack = self._wait_for(cloudformation, stack_name)
         self.interpreters |= {
             interpreter_for(resource["Properties"]["Runtime"])
-            for resource in json.loads(template)["Resources"].values()
+            for resource in parsed["Resources"].values()
             if resource["Type"] == "AWS::Lambda::Function" and "Runtime" in resource.get("Properties", {})
         }
         return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}

@@ -159,8 +159,9 @@ def run(cloud, name: str, event: dict) -> tuple[dict, list[dict]]:
 
 
 def test_a_function_runs_on_the_python_its_runtime_declares_where_one_is_installed(cloud, python313):
-    """Lambda runs a python3.13 function on Python 3.13; so does the local cloud wherever python3.13 is on PATH,
-    else it runs it on its own interpreter and says so."""
+    """https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html: a function's runtime (python3.13) is the
+    language version Lambda runs it on. So does the local cloud wherever python3.13 is on PATH, else it runs it
+    on its own interpreter and says so."""
     assert cloud.interpreters == {python313}
     version, error = invoke(cloud, cloud.outputs["VersionArn"], {})
     assert error is None
@@ -241,8 +242,10 @@ def test_workers_stay_warm_between_invocations(cloud, logs):
 
 
 def test_a_worker_nobody_invokes_is_reclaimed(cloud):
-    """As Lambda reclaims environments nobody invokes, a worker idle for ``keep_warm`` seconds is stopped (its
-    memory goes back) and the next invocation starts cold: the module's state begins again."""
+    """https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html: Lambda keeps an execution
+    environment "for some time in anticipation of another function invocation", and a later invocation may find
+    none and start cold. Locally a worker idle for ``keep_warm`` seconds is stopped (its memory goes back) and
+    the next invocation starts cold: the module's state begins again."""
     invoke(cloud, cloud.outputs["OtherArn"], {"id": "idle-1"})
     warm, _ = invoke(cloud, cloud.outputs["OtherArn"], {"id": "idle-2"})
     assert warm["invocations"] >= 2
