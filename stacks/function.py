@@ -40,7 +40,7 @@ class FunctionDefaults:
     def for_stack(cls, stack: Stack, environment: Mapping[str, str], removal: RemovalPolicy) -> "FunctionDefaults":
         """The lambdas/ asset and the Powertools layer AWS publishes, found at deploy time through SSM."""
         return cls(
-            code=lambda_.Code.from_asset(str(LAMBDA_CODE), exclude=["__pycache__", "*.pyc"]),
+            code=lambda_.Code.from_asset(str(LAMBDA_CODE), exclude=["__pycache__", "*.pyc", "*.egg-info"]),
             powertools=lambda_.LayerVersion.from_layer_version_arn(
                 stack, "Powertools", ssm.StringParameter.value_for_string_parameter(stack, POWERTOOLS_LAYER_PARAMETER)
             ),

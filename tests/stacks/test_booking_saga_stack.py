@@ -203,6 +203,18 @@ def test_each_lambda_timeout_is_shorter_than_its_task_timeout(template, states):
         assert lambda_timeout < state["TimeoutSeconds"], name
 
 
+def test_the_functions_code_asset_is_the_lambda_code_alone(assembly):
+    """What `cdk deploy` zips for the functions: the handler modules and the booking_saga package, without the
+    bytecode and the packaging metadata (booking_saga.egg-info) a development install leaves beside them."""
+    manifest = json.loads((assembly.directory / "BookingSaga.assets.json").read_text())
+    (code,) = [asset for asset in manifest["files"].values() if asset["source"]["packaging"] == "zip"]
+    directory = assembly.directory / code["source"]["path"]
+    files = {path.relative_to(directory).as_posix() for path in directory.rglob("*") if path.is_file()}
+
+    assert {"flight.py", "booking_saga/ledger.py"} <= files
+    assert [name for name in files if not name.endswith(".py")] == []
+
+
 def test_each_task_invokes_its_own_handler(template, states):
     """A swapped ARN would run, say, the hotel's cancel as the flight's: the wiring is by name."""
     for name, handler in STATE_HANDLER.items():
