@@ -19,6 +19,7 @@ FIGURES = pytest.StashKey[Counter]()
 INTEGRATION = Path(__file__).parent / "integration"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups, in the same hook
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION in item.path.parents:
