@@ -28,3 +28,12 @@ def compensations(definition: dict) -> list[tuple[str, str]]:
         for state in compensation_chain(definition, last_task)
         if states[state]["Type"] == "Task"
     ]
+
+
+def functions(definition: dict) -> list[str]:
+    """The ARN of every function a task of the definition invokes, in the order the states are listed."""
+    return [
+        state["Resource"]
+        for state in definition["States"].values()
+        if state["Type"] == "Task" and state["Resource"].startswith("arn:aws:lambda:")
+    ]

@@ -10,6 +10,7 @@ from booking_saga.services import reference_trip
 from saga import render
 from saga.bookings import Outcome, start_booking, wait_for
 from saga.catalog import SAMPLE_CATALOG, load_catalog, seed
+from saga.definition import functions
 from saga.deployment import DEFAULT_STACK, find_deployment
 from saga.localcloud import LocalCloud
 from saga.render import Output
@@ -31,6 +32,7 @@ def run_demo(out: Output) -> list[Outcome]:
         for interpreter in cloud.interpreters:
             out.note(interpreter.describe())
         deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
+        cloud.warm(functions(deployment.definition()))  # their cold starts overlap the seeding, not the bookings
         loaded = seed(deployment, load_catalog(SAMPLE_CATALOG))
         out.note(f"Loaded {len(loaded.changes)} flights and hotels from {SAMPLE_CATALOG.name}")
         out.note()

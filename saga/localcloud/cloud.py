@@ -19,12 +19,15 @@ import time
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, cast
 
 import boto3
 from botocore.exceptions import ClientError
+from moto.awslambda.exceptions import LambdaClientError
+from moto.awslambda.utils import get_backend as lambda_backend
 from moto.core.config import default_user_config
 
 from saga.localcloud import moto_patches
@@ -110,6 +113,7 @@ class LocalCloud:
         self._transactions = moto_patches.TransactionHolds(transaction_window)
         self._exit = ExitStack()
         self.endpoint_url = ""
+        self._runtime: LambdaRuntime | None = None
         self.interpreters: set[Interpreter] = set()  # what runs the deployed functions (see ``interpreters``)
 
     def __enter__(self) -> "LocalCloud":
@@ -125,6 +129,7 @@ class LocalCloud:
                 workdir, self.endpoint_url, self._wait_scale, self._timeout_scale, self._log_dir, self._keep_warm
             )
             invoker = self._invoker or runtime.invoke
+            self._runtime = None if self._invoker else runtime
             starting.enter_context(
                 moto_patches.applied(
                     invoker,
@@ -153,6 +158,19 @@ class LocalCloud:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
+
+    def warm(self, function_arns: Iterable[str]) -> None:
+        """Start a worker for each function in the background and return at once, as provisioned concurrency
+        has environments initialized before the first request: that request then starts warm. Raises
+        LocalCloudError, and warms none, if one of them does not exist."""
+        backend = lambda_backend(ACCOUNT, REGION)  # the one moto's Lambda API serves
+        try:
+            functions = [backend.get_function(arn) for arn in function_arns]
+        except LambdaClientError as error:
+            raise LocalCloudError(f"no function to warm: {error.message}") from None
+        if self._runtime is not None:
+            for function in functions:
+                self._runtime.warm(function)
 
     def forget_execution(self, execution_arn: str) -> None:
         """Let Step Functions forget a closed execution, as AWS does when its history's retention ends."""

@@ -161,6 +161,17 @@ class _Pool:
             self._forget()
             raise
 
+    def warm(self) -> None:
+        """Start a worker unless one is idle or starting."""
+        with self._changed:
+            if self._idle or self._count:
+                return
+        try:
+            worker = self.acquire()
+        except _Failure:
+            return
+        self.release(worker)
+
     def release(self, worker: _Worker) -> None:
         if worker.alive and not self._retired:
             with self._changed:
@@ -238,6 +249,13 @@ class LambdaRuntime:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps(outcome["error"]).encode()
         return outcome["result"].encode()
+
+    def warm(self, function: Any) -> None:
+        """Start one worker of the function in the background, if it has none, as Lambda's provisioned
+        concurrency initializes an environment before it is invoked. A failed init is left for the first
+        invocation to report."""
+        pool = self._pool(_describe(function))
+        threading.Thread(target=pool.warm, daemon=True).start()
 
     def close(self) -> None:
         """Stop every worker, and the retries of queued invocations; call after the server stopped taking them."""

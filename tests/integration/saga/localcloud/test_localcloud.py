@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from saga.localcloud import LocalCloud
+from saga.localcloud import LocalCloud, LocalCloudError
 from saga.localcloud.interpreters import interpreter_for
 
 STACK = "LocalCloudProbe"
@@ -25,6 +25,7 @@ import time
 import boto3
 
 INVOCATIONS = 0
+print(f"initialized in process {os.getpid()}")
 
 
 class SoldOut(Exception):
@@ -57,7 +58,8 @@ def version(event, context):
 
 
 def _synthesize(outdir: Path, code_dir: Path) -> None:
-    """A table, two functions on the same code with different settings, a slow one, and a
+    """A table, three functions on the same code with different settings, a slow one, one that reports its
+    Python, and a
     state machine whose task catches SoldOut into a Fail state."""
     import aws_cdk as cdk
     from aws_cdk import aws_dynamodb as dynamodb
@@ -83,9 +85,10 @@ def _synthesize(outdir: Path, code_dir: Path) -> None:
 
     writer = function("Writer", "h.handler", environment={"TABLE_NAME": table.table_name, "WHO": "writer"})
     other = function("Other", "h.handler", environment={"TABLE_NAME": table.table_name, "WHO": "other"})
+    warmed = function("Warmed", "h.handler", environment={"TABLE_NAME": table.table_name, "WHO": "warmed"})
     slow = function("Slow", "h.slow", timeout=cdk.Duration.seconds(1))
     version = function("Version", "h.version")
-    for fn in (writer, other):
+    for fn in (writer, other, warmed):
         table.grant_write_data(fn)
 
     book = tasks.LambdaInvoke(stack, "Book", lambda_function=writer, payload_response_only=True)
@@ -97,6 +100,7 @@ def _synthesize(outdir: Path, code_dir: Path) -> None:
         "TableName": table.table_name,
         "WriterArn": writer.function_arn,
         "OtherArn": other.function_arn,
+        "WarmedArn": warmed.function_arn,
         "SlowArn": slow.function_arn,
         "VersionArn": version.function_arn,
         "StateMachineArn": machine.state_machine_arn,
@@ -174,7 +178,15 @@ def test_a_function_runs_on_the_python_its_runtime_declares_where_one_is_install
 
 
 def test_deploy_returns_the_stack_outputs(cloud):
-    assert set(cloud.outputs) == {"TableName", "WriterArn", "OtherArn", "SlowArn", "VersionArn", "StateMachineArn"}
+    assert set(cloud.outputs) == {
+        "TableName",
+        "WriterArn",
+        "OtherArn",
+        "WarmedArn",
+        "SlowArn",
+        "VersionArn",
+        "StateMachineArn",
+    }
     assert cloud.endpoint_url.startswith("http://127.0.0.1:")
 
 
@@ -252,6 +264,30 @@ def test_a_worker_nobody_invokes_is_reclaimed(cloud):
     time.sleep(KEEP_WARM * 2.5)
     cold, error = invoke(cloud, cloud.outputs["OtherArn"], {"id": "idle-3"})
     assert (cold["invocations"], error) == (1, None)
+
+
+def test_a_warmed_function_meets_its_first_invocation_initialized(cloud, logs):
+    """https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html: provisioned concurrency
+    initializes execution environments before requests arrive. ``LocalCloud.warm`` starts a worker in the
+    background the same way: its init (the handler module's import) runs at once, and the first invocation
+    then runs in it instead of starting one."""
+    arn = cloud.outputs["WarmedArn"]
+    log = logs / f"{arn.rsplit(':', 1)[-1]}.log"
+    cloud.warm([arn])
+    deadline = time.monotonic() + 30
+    while "initialized" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the warmed worker never initialized"
+        time.sleep(0.05)
+
+    payload, error = invoke(cloud, arn, {"id": "warmed-1"})
+
+    assert (error, payload["invocations"]) == (None, 1)
+    assert log.read_text().count("initialized") == 1
+
+
+def test_warming_an_unknown_function_fails_clearly(cloud):
+    with pytest.raises(LocalCloudError, match=r"no function .*Typo"):
+        cloud.warm([cloud.outputs["WarmedArn"] + "Typo"])
 
 
 def test_a_timed_out_function_is_killed_and_restarted(cloud):
