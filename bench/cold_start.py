@@ -3,7 +3,7 @@
 Each run is a new process (``cold_start_probe.py``) with the deployed function's own
 environment, pointed at the local cloud, importing the module from the synthesized Lambda
 asset (what ``cdk deploy`` uploads). The medians of several runs are reported, beside
-``import boto3`` alone, which is most of it.
+the import of each of the handler's parts alone (``PARTS``): boto3 is most of it.
 """
 
 import json
@@ -19,6 +19,13 @@ from bench.session import Session, booking
 from booking_saga.services import SERVICES
 
 PROBE = Path(__file__).with_name("cold_start_probe.py")
+# What a handler's import is made of, each imported alone in a fresh interpreter: the AWS SDK, Powertools as the
+# handlers set it up (Logger and Metrics), and the X-Ray SDK, which they import only where X-Ray takes traces.
+PARTS = {
+    "boto3": "boto3",
+    "Powertools Logger and Metrics": "booking_saga.observability",
+    "X-Ray SDK (tracing on)": "aws_xray_sdk.core",
+}
 MODULES = tuple(service.name for service in SERVICES)  # each service's handler module: flight.py, ...
 _STEPS = {service.name: service.reserve_state for service in SERVICES}
 
@@ -69,9 +76,11 @@ def _probe(code_dir: Path, module: str, environment: dict[str, str], event: dict
 def measure(session: Session, assembly: Path, runs: int, progress: Callable[[str], None]) -> dict:
     billing = session.lambda_billing()
     code_dir = lambda_asset(assembly)
-    progress(f"cold start: import boto3 alone, {runs} fresh interpreters")
     environment = _environment(session, MODULES[0])
-    boto3_runs = [_probe(code_dir, "boto3", environment, None)["import_ms"] for _ in range(runs)]
+    parts = {}
+    for part, module in PARTS.items():
+        progress(f"cold start: {part} alone, {runs} fresh interpreters")
+        parts[part] = statistics.median(_probe(code_dir, module, environment, None)["import_ms"] for _ in range(runs))
     modules = {}
     for module in MODULES:
         progress(f"cold start: {module}, {runs} fresh interpreters")
@@ -85,7 +94,7 @@ def measure(session: Session, assembly: Path, runs: int, progress: Callable[[str
     gb_seconds = slowest / 1000 * billing["memory_mb"] / 1024
     return {
         "runs": runs,
-        "boto3_import_ms": statistics.median(boto3_runs),
+        "parts_import_ms": parts,
         "modules": modules,
         # Lambda bills the init phase too: what one cold start of the slowest module costs, per million.
         "init_usd_per_million_cold_starts": gb_seconds * prices.LAMBDA_GB_SECOND[billing["architecture"]] * 1e6,

@@ -110,8 +110,10 @@ def table(results: dict) -> str:
             [_cost_row(path, figures) for path, figures in cost["paths"].items()],
         ),
         "",
-        f"Cold start: median of {cold['runs']} fresh interpreters (import boto3 alone: {cold['boto3_import_ms']:.0f} "
-        f"ms; Lambda bills init: ${cold['init_usd_per_million_cold_starts']:.2f} per million cold starts)",
+        f"Cold start: median of {cold['runs']} fresh interpreters (Lambda bills init: "
+        f"${cold['init_usd_per_million_cold_starts']:.2f} per million cold starts)",
+        "  imported alone: "
+        + ", ".join(f"{part} {milliseconds:.0f} ms" for part, milliseconds in cold["parts_import_ms"].items()),
         *_grid(
             ("module", "import ms", "first invoke ms", "RSS after import MB", "peak RSS MB"),
             [
@@ -268,7 +270,7 @@ def _cold(axes, cold: dict) -> None:
     modules = list(cold["modules"])
     imports = [cold["modules"][module]["import_ms"] for module in modules]
     axes.bar(modules, imports, color="C0", label="import of the handler module")
-    axes.axhline(cold["boto3_import_ms"], color="C3", linestyle="--", label="import boto3 alone")
+    axes.axhline(cold["parts_import_ms"]["boto3"], color="C3", linestyle="--", label="import boto3 alone")
     for index, module in enumerate(modules):
         axes.annotate(
             f"peak {cold['modules'][module]['peak_rss_mb']:.0f} MB",
