@@ -111,6 +111,7 @@ class LocalCloud:
         }
         self._send_faults = moto_patches.SendFaults()
         self._transactions = moto_patches.TransactionHolds(transaction_window)
+        self._background = moto_patches.BackgroundWork()
         self._exit = ExitStack()
         self.endpoint_url = ""
         self._runtime: LambdaRuntime | None = None
@@ -126,7 +127,13 @@ class LocalCloud:
             # moto's Step Functions interpreter calls Lambda, SQS, DynamoDB at http://localhost:$MOTO_PORT.
             self._set_env(starting, "MOTO_PORT", str(port))
             runtime = LambdaRuntime(
-                workdir, self.endpoint_url, self._wait_scale, self._timeout_scale, self._log_dir, self._keep_warm
+                workdir,
+                self.endpoint_url,
+                self._wait_scale,
+                self._timeout_scale,
+                self._log_dir,
+                self._background,
+                self._keep_warm,
             )
             invoker = self._invoker or runtime.invoke
             self._runtime = None if self._invoker else runtime
@@ -137,6 +144,7 @@ class LocalCloud:
                     self._timeout_scale,
                     self._send_faults,
                     self._transactions,
+                    self._background,
                     **self._patch_options,
                 )
             )
@@ -171,6 +179,13 @@ class LocalCloud:
         if self._runtime is not None:
             for function in functions:
                 self._runtime.warm(function)
+
+    def wait_until_idle(self, timeout: float = 60) -> None:
+        """Wait until nothing runs in the background: no EventBridge delivery to a function and no asynchronous
+        Lambda invocation, their retries' waits included. A test aid: once idle, all that the events of a
+        choreographed booking set off, redeliveries too, has landed. Raises TimeoutError after ``timeout`` s."""
+        if not self._background.wait_until_done(timeout):
+            raise TimeoutError(f"the local cloud was still busy in the background after {timeout} s")
 
     def forget_execution(self, execution_arn: str) -> None:
         """Let Step Functions forget a closed execution, as AWS does when its history's retention ends."""

@@ -43,6 +43,7 @@ from moto.awslambda.exceptions import LambdaClientError
 from moto.utilities.arns import parse_arn
 
 from saga.localcloud.interpreters import LIBRARIES, interpreter_for
+from saga.localcloud.moto_patches import BackgroundWork
 
 CONCURRENCY_PER_FUNCTION = 4
 INIT_TIMEOUT_SECONDS = 30  # Lambda allows 10 s of init; a cold Python with boto3 is well within it
@@ -215,6 +216,7 @@ class LambdaRuntime:
         wait_scale: float,
         timeout_scale: float,
         log_dir: Path | None,
+        background: BackgroundWork,
         keep_warm: float = 60.0,
     ):
         self._workdir = workdir
@@ -222,6 +224,7 @@ class LambdaRuntime:
         self._wait_scale = wait_scale
         self._timeout_scale = timeout_scale
         self._log_dir = log_dir
+        self._background = background
         self._pools: dict[str, _Pool] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -241,8 +244,7 @@ class LambdaRuntime:
         if invocation_type == "Event":
             dead_letter_arn = function.dead_letter_config.get("TargetArn")
             on_failure = _on_failure_destination(function)
-            queued = (spec, event, dead_letter_arn, on_failure)
-            threading.Thread(target=self._run_queued, args=queued, daemon=True).start()
+            self._background.start(self._run_queued, spec, event, dead_letter_arn, on_failure)
             return b""
         outcome = self._run(spec, event)
         if "error" in outcome:

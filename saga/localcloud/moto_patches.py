@@ -249,6 +249,36 @@ class TransactionHolds:
             time.sleep(left)
 
 
+class BackgroundWork:
+    """What the local cloud goes on doing after it answered a request: EventBridge's deliveries to functions and
+    Lambda's asynchronous invocations, their retries' waits included. Counted, so that ``LocalCloud.wait_until_idle``
+    knows when everything a request set off has landed."""
+
+    def __init__(self) -> None:
+        self._running = 0
+        self._changed = threading.Condition()
+
+    def start(self, work: Callable[..., None], *args: Any) -> None:
+        """Run ``work(*args)`` in a thread of its own; it counts as running from now until it returns."""
+        with self._changed:
+            self._running += 1
+
+        def run() -> None:
+            try:
+                work(*args)
+            finally:
+                with self._changed:
+                    self._running -= 1
+                    self._changed.notify_all()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def wait_until_done(self, timeout: float) -> bool:
+        """Whether all of it ended within ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._running == 0, timeout)
+
+
 @contextmanager
 def applied(
     invoker: Invoker,
@@ -256,6 +286,7 @@ def applied(
     timeout_scale: float,
     send_faults: SendFaults,
     transactions: "TransactionHolds",
+    background: BackgroundWork,
     *,
     cache_definitions: bool = True,
     reuse_clients: bool = True,
@@ -263,8 +294,9 @@ def applied(
 ) -> Iterator[None]:
     """Install every patch; only one local cloud per process, since moto's backends are process-wide.
 
-    ``send_faults`` holds the SQS sends the local cloud's ``fail_sends`` asks to fail, and ``transactions`` the
-    items of DynamoDB transactions in progress (``LocalCloud(transaction_window=...)``).
+    ``send_faults`` holds the SQS sends the local cloud's ``fail_sends`` asks to fail, ``transactions`` the
+    items of DynamoDB transactions in progress (``LocalCloud(transaction_window=...)``), and ``background`` runs
+    EventBridge's deliveries to functions.
 
     ``cache_definitions=False`` leaves moto parsing the definition on every execution,
     ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, and
@@ -284,7 +316,7 @@ def applied(
             _close_histories_at_their_end(undo)
             _abandon_tasks_of_ended_executions(undo)
             _publish_execution_status_changes(undo)
-            _deliver_events_to_lambda_functions(wait_scale, undo)
+            _deliver_events_to_lambda_functions(wait_scale, background, undo)
             _keep_function_dead_letter_configs(undo)
             _refer_to_event_buses_by_name(undo)
             _deploy_event_invoke_configs(undo)
@@ -695,15 +727,15 @@ def _epoch_millis(moment: datetime.datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _deliver_events_to_lambda_functions(wait_scale: float, undo: ExitStack) -> None:
+def _deliver_events_to_lambda_functions(wait_scale: float, background: BackgroundWork, undo: ExitStack) -> None:
     """EventBridge skips a DISABLED rule and invokes a Lambda function target asynchronously (InvocationType Event:
     Lambda queues the event, retries the function's errors and uses the function's own dead-letter queue).
     moto's ``Rule.send_to_targets`` delivers through disabled rules, ignores a target's InputPath and, inside the
     PutEvents call, raises NotImplementedError for a function. Function targets are now invoked from threads of
-    their own, and SQS targets get what InputPath selects; other targets keep moto's delivery. A delivery that
-    fails is retried as the target's RetryPolicy says if EventBridge retries
-    that error (throttling, a 5xx), its back-off scaled by ``wait_scale``; then, or at once for an error retrying
-    cannot mend (no such function), the event goes to the target's DeadLetterConfig queue (eb-rule-dlq.html)."""
+    their own (``background``), and SQS targets get what InputPath selects; other targets keep moto's delivery.
+    A delivery that fails is retried as the target's RetryPolicy says if EventBridge retries that error
+    (throttling, a 5xx), its back-off scaled by ``wait_scale``; then, or at once for an error retrying cannot
+    mend (no such function), the event goes to the target's DeadLetterConfig queue (eb-rule-dlq.html)."""
     send_to_targets = Rule.__dict__["send_to_targets"]
     closing = threading.Event()  # set as the local cloud closes: retries waiting then give up
     undo.callback(closing.set)
@@ -726,8 +758,7 @@ def _deliver_events_to_lambda_functions(wait_scale: float, undo: ExitStack) -> N
             sqs_backends[queue.account][queue.region].send_message(queue.resource_id, json.dumps(event), group_id=group)
         for target in functions:
             event = _target_input(target, original_event) if transform_input else original_event
-            delivery = (self.arn, target, event, wait_scale, closing)
-            threading.Thread(target=_deliver_to_function, args=delivery, daemon=True).start()
+            background.start(_deliver_to_function, self.arn, target, event, wait_scale, closing)
 
     _replace(undo, Rule, "send_to_targets", _send_to_targets)
 

@@ -9,7 +9,6 @@ to fail), and a hang after the commit leaves the booking confirmed.
 
 import dataclasses
 import itertools
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -45,12 +44,12 @@ def model(design: str, scenario: Scenario) -> Expected:
     return Expected("rolled back", frozenset(), ends.failure)
 
 
-def settle(design: DesignDeployment, booking_id: str, timeout: float = 180) -> tuple[str, str | None]:
-    deadline = time.monotonic() + timeout
-    while (ending := design.ending(booking_id)).status == "RUNNING":
-        assert time.monotonic() < deadline, f"{booking_id} still running"
-        time.sleep(0.2)
-    time.sleep(0.5 if design.design == CHOREOGRAPHY else 0)  # late redeliveries land too
+def settle(cloud: LocalCloud, design: DesignDeployment, booking_id: str) -> tuple[str, str | None]:
+    """How the booking ended, once the local cloud is idle: everything its events set off, redeliveries included,
+    has landed (the atomic design is done when its request returns)."""
+    cloud.wait_until_idle(timeout=180)
+    ending = design.ending(booking_id)
+    assert ending.status != "RUNNING", f"{booking_id} still running with nothing left to run it"
     return ending.verdict, ending.error
 
 
@@ -69,7 +68,7 @@ def test_every_fault_schedule_ends_as_the_model_says(cloud, design_name, figures
         want = model(design_name, scenario)
 
         design.book(document)
-        verdict, error = settle(design, document["booking_id"])
+        verdict, error = settle(cloud, design, document["booking_id"])
 
         held = {
             service

@@ -4,7 +4,6 @@ good, repeated and transient deliveries, 200 bookings at once), judged from each
 and by its audit."""
 
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -49,13 +48,19 @@ def trip(design: DesignDeployment, **overrides) -> dict:
     return document | {"hotel": {"hotel_id": hotel, "rooms": 1}} | overrides
 
 
-def settled(design: DesignDeployment, booking_id: str, timeout: float = 120) -> Ending:
-    deadline = time.monotonic() + timeout
-    while (ending := design.ending(booking_id)).status == "RUNNING":
-        assert time.monotonic() < deadline, f"{booking_id} still running"
-        time.sleep(0.2)
-    time.sleep(0.3 if design.design == CHOREOGRAPHY else 0)  # late redeliveries land too
-    return ending
+def settled(cloud: LocalCloud, design: DesignDeployment, booking_id: str, timeout: float = 120) -> Ending:
+    return all_settled(cloud, design, [booking_id], timeout)[0]
+
+
+def all_settled(
+    cloud: LocalCloud, design: DesignDeployment, booking_ids: list[str], timeout: float = 120
+) -> list[Ending]:
+    """Each booking's ending once the local cloud is idle: everything its events set off, redeliveries included,
+    has landed (the atomic design is done when its request returns)."""
+    cloud.wait_until_idle(timeout)
+    endings = [design.ending(booking_id) for booking_id in booking_ids]
+    assert [ending for ending in endings if ending.status == "RUNNING"] == []
+    return endings
 
 
 def held(design: DesignDeployment, document: dict) -> dict[str, object]:
@@ -73,12 +78,12 @@ def events(design: DesignDeployment, booking_id: str) -> list[str]:
     return [entry["event"] for entry in design.history(booking_id)]
 
 
-def test_a_booking_is_confirmed_and_holds_seat_room_and_charge(design):
+def test_a_booking_is_confirmed_and_holds_seat_room_and_charge(cloud, design):
     document = trip(design)
 
     design.book(document)
 
-    assert settled(design, document["booking_id"]).verdict == "confirmed"
+    assert settled(cloud, design, document["booking_id"]).verdict == "confirmed"
     assert held(design, document) == {
         "flight": RESERVED,
         "hotel": RESERVED,
@@ -100,12 +105,12 @@ def test_a_booking_is_confirmed_and_holds_seat_room_and_charge(design):
 
 
 @pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
-def test_a_failure_at_each_step_leaves_nothing_held(design, service):
+def test_a_failure_at_each_step_leaves_nothing_held(cloud, design, service):
     document = trip(design, chaos={"fail_at": service.name})
 
     design.book(document)
 
-    ending = settled(design, document["booking_id"])
+    ending = settled(cloud, design, document["booking_id"])
     assert (ending.error, ending.verdict) == (
         "ChaosFailure",
         "compensated" if design.design == CHOREOGRAPHY else "rolled back",
@@ -135,23 +140,23 @@ def test_a_failure_at_each_step_leaves_nothing_held(design, service):
     ],
     ids=["sold-out", "declined"],
 )
-def test_the_sagas_errors_are_each_designs_errors(design, overrides, error):
+def test_the_sagas_errors_are_each_designs_errors(cloud, design, overrides, error):
     document = trip(design) | overrides
 
     design.book(document)
 
-    assert settled(design, document["booking_id"]).error == error
+    assert settled(cloud, design, document["booking_id"]).error == error
     assert design.audit().clean
 
 
-def test_repeated_and_transient_deliveries_take_capacity_once(design):
+def test_repeated_and_transient_deliveries_take_capacity_once(cloud, design):
     chaos = {"duplicate": ["flight.reserve", "hotel.reserve"], "transient": {"hotel.reserve": 2, "payment.reserve": 1}}
     document = trip(design, chaos=chaos)
 
     design.book(document)
     design.book(document)  # the same booking again starts nothing
 
-    assert settled(design, document["booking_id"]).verdict == "confirmed"
+    assert settled(cloud, design, document["booking_id"]).verdict == "confirmed"
     assert held(design, document)["seats left"] == SEATS - 2
     assert held(design, document)["rooms left"] == ROOMS - 1
     assert design.audit().clean
@@ -164,7 +169,7 @@ def test_a_cancel_that_fails_for_good_parks_the_booking_with_its_state(cloud):
 
     design.book(document)
 
-    ending = settled(design, document["booking_id"])
+    ending = settled(cloud, design, document["booking_id"])
     assert (ending.error, ending.verdict) == ("CompensationFailed", "parked")
     assert events(design, document["booking_id"])[-2:] == ["PaymentCancelled", "CompensationFailed"]
     assert held(design, document) | {"seats left": None, "rooms left": None} == {
@@ -188,7 +193,7 @@ def test_a_cancel_that_fails_for_good_parks_the_booking_with_its_state(cloud):
 BOOKINGS, RUSH_SEATS, RUSH_ROOMS = 200, 50, 30
 
 
-def test_200_bookings_at_once_sell_exactly_the_capacity_and_losers_hold_nothing(design, figures):
+def test_200_bookings_at_once_sell_exactly_the_capacity_and_losers_hold_nothing(cloud, design, figures):
     design.ledger("flight").stock(f"RUSH-{design.design}", RUSH_SEATS)
     design.ledger("hotel").stock(f"INN-{design.design}", RUSH_ROOMS)
     documents = [
@@ -202,7 +207,7 @@ def test_200_bookings_at_once_sell_exactly_the_capacity_and_losers_hold_nothing(
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(design.book, documents))
-    endings = [settled(design, document["booking_id"], timeout=900) for document in documents]
+    endings = all_settled(cloud, design, [document["booking_id"] for document in documents], timeout=900)
 
     verdicts = [ending.verdict for ending in endings]
     figures[f"contention ({design.design}): confirmed of {BOOKINGS}"] += verdicts.count("confirmed")

@@ -290,6 +290,21 @@ def test_warming_an_unknown_function_fails_clearly(cloud):
         cloud.warm([cloud.outputs["WarmedArn"] + "Typo"])
 
 
+def test_waiting_until_idle_waits_for_what_asynchronous_invocations_do(cloud):
+    functions = cloud.client("lambda")
+    slow, writer = cloud.outputs["SlowArn"], cloud.outputs["WriterArn"]
+    functions.invoke(FunctionName=slow, InvocationType="Event", Payload=json.dumps({"seconds": 0.5}))
+    functions.invoke(FunctionName=writer, InvocationType="Event", Payload=json.dumps({"id": "async-1"}))
+
+    with pytest.raises(TimeoutError):
+        cloud.wait_until_idle(timeout=0.1)
+    cloud.wait_until_idle(timeout=30)
+
+    key = {"pk": {"S": "async-1"}}
+    item = cloud.client("dynamodb").get_item(TableName=cloud.outputs["TableName"], Key=key)["Item"]
+    assert item["who"] == {"S": "writer"}
+
+
 def test_a_timed_out_function_is_killed_and_restarted(cloud):
     started = time.monotonic()
     payload, function_error = invoke(cloud, cloud.outputs["SlowArn"], {"seconds": 30})
