@@ -43,6 +43,9 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
   the Lambda runtime sends its on-failure destination (an EventBridge bus) the
   record of an asynchronous invocation whose attempts all failed.
 
+Two definitions parsed at once (executions starting together) no longer share moto's parser state
+(``_parse_definitions_apart``), which made one of them fail to start.
+
 For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).
 """
@@ -104,6 +107,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped, ProgramTimedOut
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
@@ -324,6 +328,7 @@ def applied(
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
             _conflict_with_transactions_in_progress(transactions, undo)
+            _parse_definitions_apart(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
             _measure_payloads_as_utf8(undo)
             _limit_state_input_size(undo)
@@ -1043,6 +1048,18 @@ def _check_input_size(env: Any, whose: str) -> None:
     failed = TaskFailedEventDetails(error=error.to_name(), cause=cause)
     details = EventDetails(taskFailedEventDetails=failed)  # type: ignore[typeddict-item]  # one key, as moto does
     raise FailureEventException(FailureEvent(env, StatesErrorName(typ=error), HistoryEventType.TaskFailed, details))
+
+
+def _parse_definitions_apart(undo: ExitStack) -> None:
+    """moto's ASL ``Preprocessor`` keeps its stack of QueryLanguage scopes in a class attribute, one list for every
+    instance: two definitions parsed at once (two executions of a definition not yet cached, starting together)
+    push and pop on the same list, and one of them fails with IndexError, its execution never starting. On AWS
+    concurrent executions do not meet each other there. Each preprocessor now keeps a list of its own."""
+
+    def scopes(self: Preprocessor) -> list:
+        return self.__dict__.setdefault("_own_query_language_scopes", [])
+
+    _replace(undo, Preprocessor, "_query_language_per_scope", property(scopes))
 
 
 def _cache_parsed_definitions(undo: ExitStack) -> None:

@@ -20,6 +20,8 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from moto.stepfunctions.parser.asl.component.common.query_language import QueryLanguage
+from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
 from saga.localcloud import LocalCloud
 
@@ -803,3 +805,14 @@ def test_a_stack_puts_rules_on_its_own_bus_with_input_paths_and_deploys_event_in
     )
     [message] = eventually(lambda: messages(cloud, url))
     assert json.loads(message["Body"]) == {"kept": 1}
+
+
+def test_each_parse_of_a_definition_keeps_its_own_query_language_scopes(cloud):
+    """Executions that start together never meet on AWS. moto's ASL preprocessor kept its stack of QueryLanguage
+    scopes in a class attribute, one list for all parses at once: a parse that found the list not empty could read
+    it after another parse had emptied it (IndexError, and the execution never started: ``python -m bench`` met
+    it with two executions of an uncached definition at once), or inherit another definition's query language."""
+    first, second = Preprocessor(), Preprocessor()
+    first._query_language_per_scope.append(QueryLanguage())
+
+    assert second._query_language_per_scope == []
