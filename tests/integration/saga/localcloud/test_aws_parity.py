@@ -629,14 +629,15 @@ def transaction_in_progress(cloud, table: str, pks: list[str]) -> Iterator[float
             answered.append(error)
 
     winner = threading.Thread(target=transact)
+    sent = time.monotonic()  # the window begins after this, when the transaction is applied
     winner.start()
     eventually(lambda: value_of(cloud, table, pks[0]) == "winner")  # applied: a GetItem may see it at once
-    applied = time.monotonic()
+    applied = time.monotonic()  # the window began before this (later, on a busy machine, than it began)
     yield applied
     assert time.monotonic() - applied < PROBE_WINDOW_SECONDS, "too slow to meet the transaction in progress"
     winner.join()
     assert not isinstance(answered[0], ClientError), answered[0]
-    assert time.monotonic() - applied >= PROBE_WINDOW_SECONDS * 0.9  # it answered when its window ended
+    assert time.monotonic() - sent >= PROBE_WINDOW_SECONDS  # it answered only when its window ended
 
 
 def test_a_transaction_meeting_one_in_progress_is_cancelled_with_transaction_conflict_and_writes_nothing(cloud, items):
