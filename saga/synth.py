@@ -3,7 +3,8 @@
 Synthesizing takes seconds (aws-cdk-lib's import, jsii, cdk-nag); ``cached_assembly`` keeps each
 assembly under ``.cache/assemblies/`` by a digest of everything it is made from (the app's sources,
 the Lambda code, cdk.json, the context, the CDK's versions), so the demo, `saga local up` and the
-tests synthesize only after a change (``SAGA_CACHE_DIR`` moves the cache elsewhere).
+tests synthesize only after a change (``SAGA_CACHE_DIR`` moves the cache elsewhere). Assemblies unused for a
+week are removed.
 """
 
 import hashlib
@@ -11,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from importlib.metadata import version
 from pathlib import Path
 
@@ -22,6 +24,7 @@ CACHE = Path(os.environ.get("SAGA_CACHE_DIR") or ROOT / ".cache") / "assemblies"
 # What an assembly is made from: change any of it and the cache misses.
 SOURCES = ("app.py", "cdk.json", "stacks", "lambdas", "saga/synth.py")
 LIBRARIES = ("aws-cdk-lib", "constructs", "cdk-nag")
+UNUSED_DAYS = 7  # an assembly unused this long is removed after the next synth
 
 
 class SynthError(RuntimeError):
@@ -69,6 +72,7 @@ def cached_assembly(context: dict | None = None) -> Path:
     key = _digest(context or {})
     assembly = CACHE / key
     if (assembly / "manifest.json").is_file():
+        os.utime(assembly)  # used now: kept by ``_prune``
         return assembly
     CACHE.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f"{key}.", dir=CACHE))
@@ -80,7 +84,16 @@ def cached_assembly(context: dict | None = None) -> Path:
             raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    _prune()
     return assembly
+
+
+def _prune() -> None:
+    """Remove the assemblies nothing has used for ``UNUSED_DAYS`` (each change to the sources leaves one behind)."""
+    cutoff = time.time() - UNUSED_DAYS * 86_400
+    for entry in CACHE.iterdir():
+        if entry.is_dir() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _digest(context: dict) -> str:
