@@ -46,7 +46,7 @@ def deployment(cloud, assembly) -> Deployment:
 
 
 @pytest.fixture
-def saga(cloud, deployment, capsys):
+def saga_on_cloud(cloud, capsys):
     """Run `saga ARGS --endpoint-url <local cloud>`; return (exit code, stdout, stderr)."""
 
     def run(*args: str) -> tuple[int, str, str]:
@@ -56,3 +56,9 @@ def saga(cloud, deployment, capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def saga(saga_on_cloud, deployment):
+    """``saga_on_cloud`` once the orchestrated saga is deployed."""
+    return saga_on_cloud

@@ -7,7 +7,6 @@ import pytest
 
 from booking_saga.designs import ATOMIC, CHOREOGRAPHY, DESIGNS
 from saga.catalog import SAMPLE_CATALOG, load_catalog
-from saga.cli import main
 from saga.designs import find_design, stock
 from saga.localcloud import LocalCloud
 
@@ -24,14 +23,9 @@ def cloud(assembly):
 
 
 @pytest.fixture
-def saga(cloud, capsys):
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = main([*args, "--endpoint-url", cloud.endpoint_url])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def saga(saga_on_cloud):
+    """The command on this module's cloud, which has the designs' stacks and not the orchestrated one."""
+    return saga_on_cloud
 
 
 @pytest.mark.parametrize("design", [CHOREOGRAPHY, ATOMIC])
