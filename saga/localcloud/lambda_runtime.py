@@ -163,9 +163,9 @@ class _Pool:
             raise
 
     def warm(self) -> None:
-        """Start a worker unless one is idle or starting."""
+        """Start a worker unless the function has one (idle, busy or starting)."""
         with self._changed:
-            if self._idle or self._count:
+            if self._count:
                 return
         try:
             worker = self.acquire()
