@@ -809,7 +809,9 @@ def test_a_stack_puts_rules_on_its_own_bus_with_input_paths_and_deploys_event_in
 
 
 def test_each_parse_of_a_definition_keeps_its_own_query_language_scopes(cloud):
-    """Executions that start together never meet on AWS. moto's ASL preprocessor kept its stack of QueryLanguage
+    """https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html: an account may have up to
+    1,000,000 open executions per Region, started at any rate up to StartExecution's throttle, and nothing in
+    one execution depends on another's. moto's ASL preprocessor kept its stack of QueryLanguage
     scopes in a class attribute, one list for all parses at once: a parse that found the list not empty could read
     it after another parse had emptied it (IndexError, and the execution never started: ``python -m bench`` met
     it with two executions of an uncached definition at once), or inherit another definition's query language."""
