@@ -4,16 +4,14 @@ from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, ServerlessChecks
-from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
 
 from booking_saga.designs import ATOMIC, CHOREOGRAPHY, stack_name
 from booking_saga.services import SERVICES, Service
 from stacks.booking_atomic_stack import BookingAtomicStack
 from stacks.booking_choreography_stack import BookingChoreographyStack
 from stacks.booking_saga_stack import BookingSagaStack
+from stacks.guard import control_tower_guard
 from stacks.settings import SagaSettings
-
-GUARD_OUTPUT_BYTES = 64 * 1024 * 1024  # the report on a template of this size outgrows the default 1 MB
 
 
 def build_app(
@@ -22,9 +20,8 @@ def build_app(
     """The app with the trip three ways (``booking_saga.designs``), one stack each, of these services. cdk-nag's
     AwsSolutions and Serverless checks and Control Tower's Guard rules make synth fail on any finding not
     acknowledged, with a reason, beside its construct."""
-    # Control Tower's proactive Guard rules, run by cfn-guard at synth (the plugin ships the binary).
-    guard = CfnGuardValidator(max_buffer=GUARD_OUTPUT_BYTES)
-    app = cdk.App(context=context, outdir=outdir, policy_validation_beta1=[guard])
+    # Control Tower's proactive Guard rules that can apply, run by cfn-guard at synth (the plugin ships the binary).
+    app = cdk.App(context=context, outdir=outdir, policy_validation_beta1=[control_tower_guard()])
     settings = SagaSettings.from_context(app.node)
     BookingSagaStack(
         app,

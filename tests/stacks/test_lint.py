@@ -11,8 +11,9 @@ from aws_cdk import aws_sqs as sqs
 from cfnlint.api import lint
 
 from saga.node import find_node
-from saga.synth import ROOT
+from saga.synth import ROOT, cached_assembly
 from stacks.app import build_app
+from stacks.guard import DEPLOYED_TYPES, control_tower_rules, rules_not_applying
 from tests.stacks.definition import resolved_definition
 
 STATELINT = Path(sys.executable).parent / "statelint"
@@ -126,6 +127,22 @@ def test_every_rule_pack_is_active_and_fails_synth_on_an_unacknowledged_finding(
     found = _violations(tmp_path / "validation-report.json")
     for rule in ("AwsSolutions-SQS4", "Serverless-SQSRedrivePolicy", "sqs_dlq_check"):  # no TLS rule; no DLQ
         assert (rule, "BookingSaga/PlainQueue/Resource") in found, rule
+
+
+@pytest.mark.parametrize("stage", ["dev", "production"])
+def test_the_guard_rules_left_out_check_only_resource_types_the_app_does_not_deploy(assembly, stage):
+    """Guard runs the Control Tower rules that can apply (stacks/guard.py). ``DEPLOYED_TYPES`` is exactly what the
+    stage's templates hold, so a new resource type fails here until its rules run too."""
+    directory = assembly.directory if stage == "dev" else cached_assembly(context={"stage": stage})
+    templates = [json.loads(path.read_text()) for path in directory.glob("*.template.json")]
+    assert len(templates) == 3
+    assert {resource["Type"] for template in templates for resource in template["Resources"].values()} == (
+        DEPLOYED_TYPES
+    )
+    rules, left_out = control_tower_rules(), rules_not_applying()
+    assert len(rules) > 200 and left_out < rules.keys()
+    assert all(rules[name] and rules[name].isdisjoint(DEPLOYED_TYPES) for name in left_out)
+    assert {"ct-sqs-pr-1", "ct-dynamodb-pr-1", "ct-lambda-pr-2", "ct-stepfunctions-pr-1"}.isdisjoint(left_out)
 
 
 def _acknowledgments(assembly) -> list[tuple[str, str, object]]:
