@@ -20,9 +20,10 @@ from booking_saga.reconciliation import RETRY_PAUSES
 SERVICES = tuple(service.name for service in services.SERVICES)
 FUNCTIONS = default_contract().functions
 PAYMENT_LIMIT = 500_000  # the development stack's, in yen
-# A hung handler is stopped after 3 s (of 5), its task after 6 s (of 10): short enough to test
-# timeouts often, and 100 times what a handler takes, even on a busy 2-core machine.
-TIMEOUT_SCALE = 0.6
+# A hung handler is stopped after 1.5 s (of 5), its task after 3 s (of 10): short enough to test timeouts often,
+# and long enough on a busy 2-core machine, where the slowest handler took 0.2 s and the slowest worker start
+# 0.5 s (two shards at once; a task's timeout covers both).
+TIMEOUT_SCALE = 0.3
 RARELY = [None] * 15  # sampled_from(RARELY + values): the costly faults show up in about 1 schedule in 6
 STATES = tuple(state for service in services.SERVICES for state in (service.reserve_state, service.cancel_state))
 INTERRUPTIONS = ("stop", "time out")
