@@ -11,23 +11,15 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-import boto3
-
 from booking_saga.atomic import AtomicBooking, invalid, table_variable
 from booking_saga.contract import InvalidBooking
 from booking_saga.observability import observed
-from booking_saga.service import SagaService
+from booking_saga.service import SagaService, dynamodb_table
 from booking_saga.services import SERVICES
 
 
-@cache
-def _dynamodb() -> Any:
-    """Created once per execution environment and reused while the Lambda stays warm."""
-    return boto3.resource("dynamodb")
-
-
 def _table(variable: str) -> Callable[[], Any]:
-    return lambda: _dynamodb().Table(os.environ[variable])
+    return lambda: dynamodb_table(os.environ[variable])
 
 
 @cache

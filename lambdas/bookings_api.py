@@ -35,6 +35,7 @@ from booking_saga.executions import (
     status_of,
 )
 from booking_saga.observability import logger, observed
+from booking_saga.service import dynamodb_table
 
 
 @cache
@@ -45,7 +46,7 @@ def _stepfunctions_client() -> Any:
 
 @cache
 def _bookings_table() -> BookingRegistry:
-    return BookingRegistry(boto3.resource("dynamodb").Table(os.environ["BOOKINGS_TABLE"]))
+    return BookingRegistry(dynamodb_table(os.environ["BOOKINGS_TABLE"]))
 
 
 @dataclass

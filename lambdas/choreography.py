@@ -18,6 +18,7 @@ import boto3
 from booking_saga.choreography import BOOKINGS_SOURCE, SOURCE_PREFIX, Bookings, Bus, Participant, SagaLog
 from booking_saga.contract import InvalidBooking
 from booking_saga.observability import logger, observed
+from booking_saga.service import dynamodb_table
 
 # Where a saga event carries the booking id; a failure record, in the request it failed on; saga replay, in its booking.
 BOOKING_ID_PATH = "detail.booking_id || detail.requestPayload.detail.booking_id || booking.booking_id"
@@ -44,7 +45,7 @@ def _participant() -> Participant:
 
 @cache
 def _bookings() -> Bookings:
-    log = SagaLog(boto3.resource("dynamodb").Table(os.environ["SAGA_LOG_TABLE"]))
+    log = SagaLog(dynamodb_table(os.environ["SAGA_LOG_TABLE"]))
     return Bookings(lambda: log, lambda: _bus(BOOKINGS_SOURCE))
 
 

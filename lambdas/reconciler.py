@@ -18,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from booking_saga.executions import BookingRegistry
 from booking_saga.observability import logger, metrics, observed
 from booking_saga.reconciliation import CLEAN, RELEASED, Cancel, Reconciler, invoker
+from booking_saga.service import dynamodb_table
 
 
 @cache
@@ -39,7 +40,7 @@ def handle(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     logger.set_correlation_id(done.booking_id)
     logger.info("reconciled", extra=done.to_json())
     if done.outcome != CLEAN:
-        registry = BookingRegistry(boto3.resource("dynamodb").Table(os.environ["BOOKINGS_TABLE"]))
+        registry = BookingRegistry(dynamodb_table(os.environ["BOOKINGS_TABLE"]))
         registry.resolve(done.execution_arn, "reconciler", done.outcome, done.to_json())
         metric = "BookingsReleased" if done.outcome == RELEASED else "BookingsParked"
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)

@@ -74,7 +74,8 @@ def dynamodb(monkeypatch, _resource):
                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                 BillingMode="PAY_PER_REQUEST",
             )
-            monkeypatch.setattr(HANDLERS[service].service, "table", lambda table=table: resource.Table(table))
+            handle = resource.Table(table)  # made once, as the handlers' own ``dynamodb_table`` does
+            monkeypatch.setattr(HANDLERS[service].service, "table", lambda handle=handle: handle)
         yield resource
 
 
