@@ -44,7 +44,8 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
   record of an asynchronous invocation whose attempts all failed.
 
 Two definitions parsed at once (executions starting together) no longer share moto's parser state
-(``_parse_definitions_apart``), which made one of them fail to start.
+(``_parse_definitions_apart``), which made one of them fail to start. The server keeps a client's connection
+open between requests (``KeepAliveRequestHandler``), as AWS does.
 
 For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).
@@ -61,10 +62,11 @@ import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple, cast
 
 import boto3
 from botocore.config import Config
+from moto import backends
 from moto.apigateway.models import apigateway_backends
 from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaFunction
@@ -116,7 +118,9 @@ from moto.stepfunctions.parser.quotas import MAX_STATE_SIZE_UTF8_BYTES
 from moto.stepfunctions.parser.utils import TMP_THREADS
 from moto.stepfunctions.responses import StepFunctionResponse
 from moto.utilities.arns import parse_arn
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.serving import make_server
+from werkzeug.wsgi import LimitedStream
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
 Invoker = Callable[[Any, Any, Any, dict], bytes]
@@ -144,6 +148,41 @@ _active = threading.Lock()
 _log = logging.getLogger(__name__)
 
 
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler, keeping the connection open for the client's next request, as AWS does.
+
+    werkzeug's development server answers every request with "Connection: close", since http.server cannot
+    tell where a body the app left unread ends: every client (the functions' SDKs, the interpreter's, the
+    tests') opened a connection per request, and the server started a thread for each, about a sixth of a
+    booking's time. Here the app reads a body with a Content-Length through a stream that ends with it, and
+    whatever it left is read after the response (werkzeug's own drain then reads nothing of the next
+    request), so the connection is ready for the next one; a chunked body still closes it. Responses go out
+    without waiting for the client's acknowledgement (TCP_NODELAY), which keep-alive would otherwise stall."""
+
+    disable_nagle_algorithm = True
+
+    def run_wsgi(self) -> None:
+        connection = self.rfile
+        length = self.headers.get("Content-Length", "0")
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower() or not length.isdigit():
+            super().run_wsgi()  # the connection closes after it
+            return
+        body = LimitedStream(cast(IO[bytes], connection), int(length))
+        self.rfile = cast(Any, body)
+        try:
+            super().run_wsgi()
+            body.exhaust()
+        except (OSError, ClientDisconnected):
+            self.close_connection = True
+        finally:
+            self.rfile = connection
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if (keyword.lower(), value.lower()) == ("connection", "close") and isinstance(self.rfile, LimitedStream):
+            return
+        super().send_header(keyword, value)
+
+
 class MotoServer(ThreadedMotoServer):
     """moto's threaded server, except that a failed bind is reported instead of hanging ``start()``,
     and that ``middleware`` (a WSGI app factory taking moto's app) may answer some requests itself.
@@ -162,7 +201,7 @@ class MotoServer(ThreadedMotoServer):
     def _server_entry(self) -> None:
         app = self._middleware(DomainDispatcherApplication(create_backend_app))
         try:
-            self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+            self._server = make_server(self._ip_address, self._port, app, True, request_handler=KeepAliveRequestHandler)
         except (OSError, SystemExit):
             self.bind_failed = True
             self._server_ready_event.set()
@@ -331,6 +370,7 @@ def applied(
             _transact_without_copying_tables(undo)
             _conflict_with_transactions_in_progress(transactions, undo)
             _parse_definitions_apart(undo)
+            _list_moto_modules_once(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
             _measure_payloads_as_utf8(undo)
             _limit_state_input_size(undo)
@@ -1063,6 +1103,14 @@ def _parse_definitions_apart(undo: ExitStack) -> None:
         return self.__dict__.setdefault("_own_query_language_scopes", [])
 
     _replace(undo, Preprocessor, "_query_language_per_scope", property(scopes))
+
+
+def _list_moto_modules_once(undo: ExitStack) -> None:
+    """moto's server checks each request's service against ``list_of_moto_modules``, which lists moto's package
+    directory and stats every entry in it each time: about a tenth of the local cloud's CPU. The directory does
+    not change while the local cloud runs, so it is listed once."""
+    modules = tuple(backends.list_of_moto_modules())
+    _replace(undo, backends, "list_of_moto_modules", lambda: modules)
 
 
 def _cache_parsed_definitions(undo: ExitStack) -> None:
