@@ -51,6 +51,7 @@ class Deployment:
     contract: Contract  # what the stack accepts (its BookingContract output)
     _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _creating: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+    _tables: threading.local = field(default_factory=threading.local, compare=False, repr=False)
 
     def client(self, service: str):
         """One boto3 client per AWS service, made on first use (clients are thread-safe; sessions are not)."""
@@ -76,10 +77,16 @@ class Deployment:
         return BookingRegistry(self._table(self.bookings_table))
 
     def _table(self, name: str):
-        with self._creating:
-            if "dynamodb-resource" not in self._clients:
-                self._clients["dynamodb-resource"] = self.session.resource("dynamodb", endpoint_url=self.endpoint_url)
-            return self._clients["dynamodb-resource"].Table(name)
+        """The table's boto3 resource, made once per thread: making one costs about a millisecond (boto3 builds
+        a class for it), and resources, unlike clients, are not thread-safe."""
+        tables = self._tables.__dict__
+        if name not in tables:
+            with self._creating:
+                if "dynamodb-resource" not in self._clients:
+                    resource = self.session.resource("dynamodb", endpoint_url=self.endpoint_url)
+                    self._clients["dynamodb-resource"] = resource
+            tables[name] = self._clients["dynamodb-resource"].Table(name)
+        return tables[name]
 
     def ledger(self, service: str) -> Ledger:
         """The service's reservations and inventory, read and written as its Lambdas do."""
