@@ -102,3 +102,4 @@ def deployed(assembly: Path, **cloud_options: Any) -> Iterator[Session]:
         Ledger(deployment.table("flight"), "flight").stock(FLIGHT, STOCK)
         Ledger(deployment.table("hotel"), "hotel").stock(HOTEL, STOCK)
         yield Session(cloud, deployment, finishes, deployment.client("stepfunctions"), assembly)
+        cloud.wait_until_idle()  # the reconciler's deliveries of the last ends: none cut off by the teardown
