@@ -34,7 +34,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="output directory (%(default)s)")
     quick = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in QUICK.items() if name != "loops")
-    parser.add_argument("--quick", action="store_true", help=f"a smoke run of about 30 s: {quick}, unless given")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run of under a minute: {quick}, unless given")
     parser.add_argument("--bookings", type=_positive, help=f"bookings per measured batch ({DEFAULTS['bookings']})")
     parser.add_argument(
         "--concurrency",
