@@ -3,7 +3,7 @@
 cfn-guard evaluates each of the set's 237 rules against each template, which takes about 5 s a synth on
 2 cores; about 35 of them check a resource type the app deploys. The others are disabled by name: a rule that
 checks only types absent from every template can find nothing in them (a test holds ``DEPLOYED_TYPES`` to the
-synthesized templates, so a new resource type brings its rules back). A synth then takes about 1 s.
+synthesized templates, so a new resource type brings its rules back). cfn-guard then takes about 1 s.
 """
 
 import re
