@@ -36,16 +36,15 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
   asynchronous event whose attempts all failed;
 - DynamoDB refuses to write an item while a TransactWriteItems is in progress on it: another transaction is
   cancelled with TransactionConflict on that item, and a PutItem, UpdateItem or DeleteItem fails with
-  TransactionConflictException; neither writes anything (``_conflict_with_transactions_in_progress``).
+  TransactionConflictException; neither writes anything (``_conflict_with_transactions_in_progress``);
 - CloudFormation's Ref of an ``AWS::Events::EventBus`` is its name
   (``_refer_to_event_buses_by_name``), so rules land on the stack's bus, and
   ``AWS::Lambda::EventInvokeConfig`` is deployed (``_deploy_event_invoke_configs``):
   the Lambda runtime sends its on-failure destination (an EventBridge bus) the
-  record of an asynchronous invocation whose attempts all failed.
-
-Two definitions parsed at once (executions starting together) no longer share moto's parser state
-(``_parse_definitions_apart``), which made one of them fail to start. The server keeps a client's connection
-open between requests (``KeepAliveRequestHandler``), as AWS does.
+  record of an asynchronous invocation whose attempts all failed;
+- two definitions parsed at once (executions starting together) no longer share moto's parser state
+  (``_parse_definitions_apart``), which made one of them fail to start;
+- the server keeps a client's connection open between requests (``KeepAliveRequestHandler``).
 
 For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).

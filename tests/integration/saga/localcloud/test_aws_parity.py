@@ -5,11 +5,13 @@ public APIs of a bare local cloud, and cites the page it follows. A probe failin
 longer fails (or succeeds) where AWS would.
 """
 
+import http.client
 import io
 import json
 import textwrap
 import threading
 import time
+import urllib.parse
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -819,3 +821,37 @@ def test_each_parse_of_a_definition_keeps_its_own_query_language_scopes(cloud):
     first._query_language_per_scope.append(QueryLanguage())
 
     assert second._query_language_per_scope == []
+
+
+def test_one_connection_serves_request_after_request(cloud):
+    """https://docs.aws.amazon.com/sdk-for-javascript/v3/developer-guide/node-reusing-connections.html: the SDKs
+    reuse a TCP connection to an AWS endpoint from request to request, since for operations as short as a DynamoDB
+    query setting one up can cost more than the operation. werkzeug's server, which moto runs, closed every
+    connection after its response. Here it stays open, also after a request whose body the app never read (a
+    path no API serves): that body does not spill into the next request."""
+    cloud.client("dynamodb").create_table(
+        TableName="kept-open",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    endpoint = urllib.parse.urlsplit(cloud.endpoint_url)
+    connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=30)
+    list_tables = {
+        "X-Amz-Target": "DynamoDB_20120810.ListTables",
+        "Content-Type": "application/x-amz-json-1.0",
+        # not checked; its scope names the service
+        "Authorization": "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/dynamodb/aws4_request, Signature=x",
+    }
+    try:
+        connection.request("POST", "/_aws/execute-api/no-such-api/prod/x", body=b"x" * 100_000)
+        connection.getresponse().read()
+        first_socket = connection.sock
+        for _ in range(3):
+            connection.request("POST", "/", body=b"{}", headers=list_tables)
+            response = connection.getresponse()
+            assert (response.status, response.getheader("Connection")) == (200, None)
+            assert "kept-open" in json.loads(response.read())["TableNames"]
+            assert connection.sock is first_socket  # http.client reconnects silently where the server closed
+    finally:
+        connection.close()

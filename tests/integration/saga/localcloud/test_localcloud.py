@@ -1,12 +1,10 @@
 """The local cloud deploys a tiny CDK app as `cdk deploy` would and runs its real Lambda code and state machine."""
 
 import glob
-import http.client
 import json
 import os
 import textwrap
 import time
-import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -305,32 +303,6 @@ def test_waiting_until_idle_waits_for_what_asynchronous_invocations_do(cloud):
     key = {"pk": {"S": "async-1"}}
     item = cloud.client("dynamodb").get_item(TableName=cloud.outputs["TableName"], Key=key)["Item"]
     assert item["who"] == {"S": "writer"}
-
-
-def test_one_connection_serves_request_after_request(cloud):
-    """The endpoint keeps a connection open for the next request, as AWS does, even after a request whose body
-    the app never read (a path no API serves): that body does not spill into the next request."""
-    endpoint = urllib.parse.urlsplit(cloud.endpoint_url)
-    connection = http.client.HTTPConnection(endpoint.hostname, endpoint.port, timeout=30)
-    list_tables = {
-        "X-Amz-Target": "DynamoDB_20120810.ListTables",
-        "Content-Type": "application/x-amz-json-1.0",
-        # not checked; its scope names the service
-        "Authorization": "AWS4-HMAC-SHA256 Credential=x/20260101/us-east-1/dynamodb/aws4_request, Signature=x",
-    }
-    try:
-        connection.request("POST", "/_aws/execute-api/no-such-api/prod/x", body=b"x" * 100_000)
-        ignored = connection.getresponse()
-        ignored.read()
-        first_socket = connection.sock
-        for _ in range(3):
-            connection.request("POST", "/", body=b"{}", headers=list_tables)
-            response = connection.getresponse()
-            assert (response.status, response.getheader("Connection")) == (200, None)
-            assert cloud.outputs["TableName"] in json.loads(response.read())["TableNames"]
-            assert connection.sock is first_socket  # http.client reconnects silently where the server closed
-    finally:
-        connection.close()
 
 
 def test_a_timed_out_function_is_killed_and_restarted(cloud):
