@@ -53,10 +53,16 @@ MAX_PAUSE_SECONDS = 0.2
 
 
 @cache
+def _dynamodb() -> Any:
+    """Created once per execution environment and reused while the Lambda stays warm."""
+    return boto3.resource("dynamodb")
+
+
+@cache
 def dynamodb_table(name: str) -> Any:
     """A table's resource, made once per execution environment and reused while the Lambda stays warm: boto3
     builds a class for each resource it makes, about a millisecond of every invocation otherwise."""
-    return boto3.resource("dynamodb").Table(name)
+    return _dynamodb().Table(name)
 
 
 def table_from_environment() -> Any:
