@@ -23,7 +23,7 @@ CDK_JSON = ROOT / "cdk.json"
 CACHE = Path(os.environ.get("SAGA_CACHE_DIR") or ROOT / ".cache") / "assemblies"
 # What an assembly is made from: change any of it and the cache misses.
 SOURCES = ("app.py", "cdk.json", "stacks", "lambdas", "saga/synth.py")
-LIBRARIES = ("aws-cdk-lib", "constructs", "cdk-nag")
+LIBRARIES = ("aws-cdk-lib", "constructs", "cdk-nag", "cdklabs.cdk-validator-cfnguard")  # the last: its Guard rules
 UNUSED_DAYS = 7  # an assembly unused this long is removed after the next synth
 
 
