@@ -1,9 +1,12 @@
-"""Helpers for integration tests that start executions the way a script or the AWS CLI would."""
+"""Helpers for integration tests: executions started the way a script or the AWS CLI would, and the designs'
+bookings read once they have ended."""
 
 import json
 import time
 
 from saga.deployment import Deployment
+from saga.designs import DesignDeployment, Ending
+from saga.localcloud import LocalCloud
 
 
 def raw_execution(deployment: Deployment, name: str, document: dict, timeout: float = 60) -> dict:
@@ -17,3 +20,14 @@ def raw_execution(deployment: Deployment, name: str, document: dict, timeout: fl
         assert time.monotonic() < deadline, f"{name} did not finish"
         time.sleep(0.05)
     return described
+
+
+def endings_once_idle(
+    cloud: LocalCloud, design: DesignDeployment, booking_ids: list[str], timeout: float = 120
+) -> list[Ending]:
+    """Each booking's ending once the local cloud is idle: everything its events set off, redeliveries included,
+    has landed (the atomic design is done when its request returns)."""
+    cloud.wait_until_idle(timeout)
+    endings = [design.ending(booking_id) for booking_id in booking_ids]
+    assert [ending for ending in endings if ending.status == "RUNNING"] == []
+    return endings

@@ -18,6 +18,7 @@ from booking_saga.ledger import RESERVED
 from saga.designs import DesignDeployment, find_design
 from saga.localcloud import LocalCloud
 from tests.integration import fault_schedules
+from tests.integration.executions import endings_once_idle
 from tests.integration.fault_schedules import SERVICES, Expected, Scenario, expected, scenarios
 
 WAIT_SCALE = 0.01
@@ -45,11 +46,7 @@ def model(design: str, scenario: Scenario) -> Expected:
 
 
 def settle(cloud: LocalCloud, design: DesignDeployment, booking_id: str) -> tuple[str, str | None]:
-    """How the booking ended, once the local cloud is idle: everything its events set off, redeliveries included,
-    has landed (the atomic design is done when its request returns)."""
-    cloud.wait_until_idle(timeout=180)
-    ending = design.ending(booking_id)
-    assert ending.status != "RUNNING", f"{booking_id} still running with nothing left to run it"
+    (ending,) = endings_once_idle(cloud, design, [booking_id], timeout=180)
     return ending.verdict, ending.error
 
 

@@ -14,6 +14,7 @@ from booking_saga.services import SERVICES
 from saga.designs import DesignDeployment, Ending, find_design
 from saga.localcloud import LocalCloud
 from tests.factories import booking
+from tests.integration.executions import endings_once_idle
 
 WAIT_SCALE = 0.01  # Lambda's and EventBridge's retry waits at 1/100 of real time
 # Locally every function runs a few invocations at a time and the rest queue; stretched timeouts keep queueing
@@ -48,19 +49,8 @@ def trip(design: DesignDeployment, **overrides) -> dict:
     return document | {"hotel": {"hotel_id": hotel, "rooms": 1}} | overrides
 
 
-def settled(cloud: LocalCloud, design: DesignDeployment, booking_id: str, timeout: float = 120) -> Ending:
-    return all_settled(cloud, design, [booking_id], timeout)[0]
-
-
-def all_settled(
-    cloud: LocalCloud, design: DesignDeployment, booking_ids: list[str], timeout: float = 120
-) -> list[Ending]:
-    """Each booking's ending once the local cloud is idle: everything its events set off, redeliveries included,
-    has landed (the atomic design is done when its request returns)."""
-    cloud.wait_until_idle(timeout)
-    endings = [design.ending(booking_id) for booking_id in booking_ids]
-    assert [ending for ending in endings if ending.status == "RUNNING"] == []
-    return endings
+def settled(cloud: LocalCloud, design: DesignDeployment, booking_id: str) -> Ending:
+    return endings_once_idle(cloud, design, [booking_id])[0]
 
 
 def held(design: DesignDeployment, document: dict) -> dict[str, object]:
@@ -207,7 +197,7 @@ def test_200_bookings_at_once_sell_exactly_the_capacity_and_losers_hold_nothing(
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(design.book, documents))
-    endings = all_settled(cloud, design, [document["booking_id"] for document in documents], timeout=900)
+    endings = endings_once_idle(cloud, design, [document["booking_id"] for document in documents], timeout=900)
 
     verdicts = [ending.verdict for ending in endings]
     figures[f"contention ({design.design}): confirmed of {BOOKINGS}"] += verdicts.count("confirmed")
