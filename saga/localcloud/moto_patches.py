@@ -64,6 +64,7 @@ from contextlib import ExitStack, contextmanager
 from typing import IO, Any, NamedTuple, cast
 
 import boto3
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.config import Config
 from moto import backends
 from moto.apigateway.models import apigateway_backends
@@ -72,6 +73,7 @@ from moto.awslambda.models import LambdaFunction
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.parsing import get_model_map
+from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
 from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp, utcnow
@@ -343,7 +345,7 @@ def applied(
 
     ``cache_definitions=False`` leaves moto parsing the definition on every execution and each JSONPath on
     every use,
-    ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, and
+    ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, each calling over HTTP, and
     ``on_execution_end`` hears of each finished execution: all three serve the benchmark (``python -m bench``).
     """
     if not _active.acquire(blocking=False):
@@ -1142,22 +1144,32 @@ def _reuse_interpreter_clients(undo: ExitStack) -> None:
     """``boto_client_for`` builds a new boto3 client for every Lambda invocation and service call the
     interpreter makes: about 4 ms of CPU each, nearly half of an execution whose Lambdas answer at once
     (``python -m bench``). Its clients differ only in service, region and endpoint, and boto3 clients
-    are thread-safe, so one of each is kept, its connection pool sized for many executions at once
-    (past its default of 10, urllib3 would discard connections with a warning)."""
+    are thread-safe, so one of each is kept.
+
+    Each one's requests are answered in this process, as moto answers them under ``mock_aws``: botocore still
+    serializes the request and parses the answer, and moto's own request stubber dispatches it to the same
+    response classes the server would, without the HTTP round trip through this process's own server (a client
+    and a server thread's parsing, for each of a booking's Lambda invocations). A request no local service
+    answers is refused, never sent to AWS."""
     clients: dict[tuple, Any] = {}
     creating = threading.Lock()
+    stubber = BotocoreStubber()
+
+    def answer_in_process(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        answer = stubber.process_request(request)
+        if answer is None:
+            raise RuntimeError(f"the local cloud has no service answering {request.method} {request.url}")
+        status, headers, body = answer
+        return AWSResponse(request.url, status, headers, MockRawResponse(body))  # type: ignore[arg-type]
 
     def client(service_name: str, region_name: str, config: Config, endpoint_url: str | None = None, **credentials):
-        key = (service_name, region_name, endpoint_url)
+        key = (service_name, region_name)
         with creating:
             if key not in clients:
                 clients[key] = boto3.client(
-                    service_name=service_name,
-                    region_name=region_name,
-                    endpoint_url=endpoint_url,
-                    config=config.merge(Config(max_pool_connections=256)),
-                    **credentials,
+                    service_name=service_name, region_name=region_name, config=config, **credentials
                 )
+                clients[key].meta.events.register("before-send", answer_in_process)
             return clients[key]
 
     _replace(undo, boto_client, "boto3", types.SimpleNamespace(client=client))
