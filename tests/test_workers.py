@@ -1,8 +1,9 @@
-"""How ``./dev test`` spreads the suite over the cores: each integration module stays on one worker.
+"""How ``./dev test`` spreads the suite over the cores: each integration module stays on one worker, and the
+longest work is handed out first.
 
 An integration module deploys its local cloud once, in a module-scoped fixture. If its tests were spread over
 the workers, each worker would deploy it again (and a module that times something, like the benchmark's, would
-run it twice). This runs a small suite grouped by this suite's own hook, on two workers as ``./dev`` runs them.
+run it twice). These run small suites grouped and ordered by this suite's own hook, as ``./dev`` runs them.
 """
 
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import tests.conftest as suite
 
-suite.INTEGRATION = Path(__file__).parent  # group these modules as the suite groups tests/integration
+suite.INTEGRATION = Path(__file__).parent / "{integration}"  # group these modules as the suite groups tests/integration
 pytest_collection_modifyitems = suite.pytest_collection_modifyitems
 """
 MODULE = """
@@ -33,24 +34,52 @@ def deployment():
 def test_step(deployment, step):
     pass
 """
+SHARDED = """
+import pytest
+
+
+@pytest.mark.parametrize("shard", [pytest.param(n, marks=pytest.mark.xdist_group(f"shard-{n}")) for n in range(2)])
+def test_shard(shard):
+    pass
+"""
 
 
 def test_an_integration_module_is_set_up_once_on_one_worker(tmp_path):
     names = ["flight", "hotel", "payment"]
     for name in names:
         (tmp_path / f"test_{name}.py").write_text(MODULE.format(name=name))
-    (tmp_path / "conftest.py").write_text(CONFTEST)
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    result = pytest_in(tmp_path, ".", "-n", "2", "--dist", "loadgroup", "--no-loadscope-reorder")
+    assert sorted((tmp_path / "deployments").read_text().split()) == names, result
 
+
+def test_sharded_integration_tests_come_first_and_the_other_tests_last(tmp_path):
+    (tmp_path / "integration").mkdir()
+    (tmp_path / "test_unit.py").write_text("def test_unit():\n    pass\n")
+    (tmp_path / "integration" / "test_module.py").write_text("def test_in_module():\n    pass\n")
+    (tmp_path / "integration" / "test_sharded.py").write_text(SHARDED)
+
+    collected = pytest_in(tmp_path, "integration", "--collect-only").splitlines()
+
+    assert collected[:4] == [
+        "integration/test_sharded.py::test_shard[0]",
+        "integration/test_sharded.py::test_shard[1]",
+        "integration/test_module.py::test_in_module",
+        "test_unit.py::test_unit",
+    ]
+
+
+def pytest_in(directory: Path, integration: str, *args: str) -> str:
+    """Run pytest on the suite in ``directory`` (its integration tests under ``integration``); its quiet output."""
+    (directory / "conftest.py").write_text(CONFTEST.format(integration=integration))
+    (directory / "pytest.ini").write_text("[pytest]\n")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=directory,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert sorted((tmp_path / "deployments").read_text().split()) == names
+    return result.stdout
