@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from booking_saga.contract import BookingCancelled, BookingConflict, SoldOut, TransientFailure
-from booking_saga.ledger import RESERVED, CapacityBelowHeld, Claim, ConflictRetry, Ledger
+from booking_saga.ledger import RESERVED, CapacityBelowHeld, Claim, ConflictRetry, Ledger, booking_key, inventory_key
 from stacks.function import LAMBDA_TIMEOUT
 from tests.lambdas.support import TABLES
 from tests.strategies import examples
@@ -26,19 +26,21 @@ def claim(booking_id: str, owner: str = "execution-1") -> Claim:
     return Claim(booking_id, owner, f"details of {booking_id}")
 
 
-def held(ledger: Ledger, resource_id: str, booking_ids: list[str]) -> int:
-    """What the RESERVED records of these bookings hold of the resource."""
-    records = [ledger.record(booking_id) for booking_id in booking_ids]
-    return sum(
+def numbers(ledger: Ledger, resource_id: str, booking_ids: list[str]) -> tuple[int, int, int]:
+    """The resource's capacity and availability, and what the RESERVED records of these bookings hold of it: from
+    one strongly consistent read of all their items."""
+    keys = [inventory_key(resource_id), *map(booking_key, booking_ids)]
+    request = {ledger.table.name: {"Keys": keys, "ConsistentRead": True}}
+    answer = ledger.table.meta.client.batch_get_item(RequestItems=request)
+    items = {item["pk"]: item for item in answer["Responses"][ledger.table.name]}
+    inventory = items[inventory_key(resource_id)["pk"]]
+    records = [items.get(booking_key(booking_id)["pk"]) for booking_id in booking_ids]
+    held = sum(
         int(record["quantity"])
         for record in records
         if record and record["status"] == RESERVED and record.get("resource_id") == resource_id
     )
-
-
-def numbers(ledger: Ledger, resource_id: str, booking_ids: list[str]) -> tuple[int, int, int]:
-    item = ledger.inventory(resource_id)
-    return int(item["capacity"]), int(item["available"]), held(ledger, resource_id, booking_ids)
+    return int(inventory["capacity"]), int(inventory["available"]), held
 
 
 def test_restocking_moves_capacity_and_availability_by_the_same_delta(ledger):
