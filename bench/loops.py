@@ -22,7 +22,7 @@ from saga.bookings import start_booking, wait_for
 from saga.deployment import find_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTEST = (sys.executable, "-m", "pytest", "-n", "auto", "--dist", "loadgroup")  # as `./dev test` runs it
+PYTEST = (sys.executable, "-m", "pytest", "-n", "auto")  # as `./dev test` runs it
 LOCAL_UP = (sys.executable, "-m", "saga", "local", "up")
 KEEP_WARM_SECONDS = 3  # `saga local up --keep-warm`: how long its workers outlive the bookings
 _DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?:call|setup|teardown)\s+(?P<test>\S+)")

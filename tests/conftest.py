@@ -2,9 +2,10 @@
 the reliability figures, and the kinds of test: everything under tests/integration runs the embedded local cloud
 and is marked ``integration`` (``./dev check`` runs the rest).
 
-``./dev`` runs the tests on a worker per core and one more (pytest-xdist, ``--dist loadgroup``). An integration
-module deploys its own local cloud once (module-scoped fixtures), so its tests stay together on one worker, unless
-a test names a group of its own; the figures each worker counts are added up in the controller's summary."""
+``./dev`` runs the tests on a worker per core and one more (pytest-xdist; ``--dist loadgroup`` comes from
+pyproject.toml). An integration module deploys its own local cloud once (module-scoped fixtures), so its tests stay
+together on one worker, unless a test names a group of its own; the figures each worker counts are added up in the
+controller's summary."""
 
 import json
 import os
@@ -23,8 +24,8 @@ INTEGRATION = Path(__file__).parent / "integration"
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups, in the same hook
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark and group the integration tests, and put the longest work first: pytest-xdist hands out groups in this
-    order (``./dev`` turns its reordering off), so the hundreds of short tests outside tests/integration fill the end
-    instead of a reliability shard (half a minute or more) starting last."""
+    order (pyproject.toml turns its reordering off), so the hundreds of short tests outside tests/integration fill
+    the end instead of a reliability shard (half a minute or more) starting last."""
     starts = {}
     for item in items:
         if INTEGRATION in item.path.parents:
