@@ -8,6 +8,8 @@ Each worker is a separate process with the function's own environment variables
 (no two functions can race on ``os.environ``) and the function's deployed code
 (the zip CloudFormation fetched from the assets bucket) first on ``sys.path``, on an
 interpreter of the function's declared runtime where this machine has one (``interpreters``).
+Workers are forked from a fork server per interpreter that has imported boto3 and Powertools
+already (``lambda_worker``); it stops with the last worker and starts again with the next.
 A worker runs one invocation at a time; a function runs up to
 ``CONCURRENCY_PER_FUNCTION`` invocations at once, and further ones queue.
 
@@ -28,6 +30,8 @@ import io
 import json
 import os
 import queue
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -35,14 +39,14 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 from botocore.exceptions import ClientError
 from moto.awslambda.exceptions import LambdaClientError
 from moto.utilities.arns import parse_arn
 
-from saga.localcloud.interpreters import LIBRARIES, interpreter_for
+from saga.localcloud.interpreters import LIBRARIES, Interpreter, interpreter_for
 from saga.localcloud.moto_patches import BackgroundWork
 
 CONCURRENCY_PER_FUNCTION = 4
@@ -77,23 +81,106 @@ class _Failure(Exception):
         self.payload = {"errorType": error_type, "errorMessage": message, "stackTrace": []}
 
 
+class _ForkServer:
+    """Starts workers of one interpreter by asking its fork server (``lambda_worker.serve_forks``) to fork them.
+
+    A forked worker skips importing boto3 and Powertools, the most of a worker's start; what Lambda does in an
+    environment's init, importing the handler's module under the function's environment, it still does itself.
+    The workers are the fork server's children: it reports each one's pid, and its exit status once it ended."""
+
+    def __init__(self, interpreter: str, libraries: list[str]):
+        ours, theirs = socket.socketpair()
+        self._process = subprocess.Popen(
+            [interpreter, "-I", str(WORKER_SCRIPT), str(theirs.fileno()), *libraries],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # each worker's own output goes where its function's log goes
+            env={"PATH": os.environ.get("PATH", os.defpath), "TZ": "UTC"},
+        )
+        theirs.close()
+        self._socket = ours
+        self._starting = threading.Lock()  # one request at a time: each answer names the pid of the last
+        self._forked: queue.Queue[int] = queue.Queue()
+        self._statuses: dict[int, int] = {}
+        self._ended = threading.Condition()
+        self._gone = False  # the fork server itself ended: no status will come
+        threading.Thread(target=self._listen, daemon=True).start()
+
+    def start(self, code_dir: Path, handler: str, environment: dict[str, str], log: Any) -> "_Forked":
+        """A worker running ``handler`` from ``code_dir`` with ``environment``, its stderr on ``log``."""
+        stdin, to_stdin = os.pipe()
+        from_stdout, stdout = os.pipe()
+        stderr = os.open(os.devnull, os.O_WRONLY) if log is subprocess.DEVNULL else os.dup(log.fileno())
+        request = {"code_dir": str(code_dir), "handler": handler, "environment": environment}
+        try:
+            with self._starting:
+                socket.send_fds(self._socket, [json.dumps(request).encode()], [stdin, stdout, stderr])
+                pid = self._forked.get(timeout=INIT_TIMEOUT_SECONDS)
+        except (OSError, queue.Empty):
+            for fd in (to_stdin, from_stdout):
+                os.close(fd)
+            self.close()  # a late answer would name the wrong worker: the next start gets a new fork server
+            raise _Failure("Runtime.Unknown", "the local cloud's fork server did not start the worker") from None
+        finally:
+            for fd in (stdin, stdout, stderr):
+                os.close(fd)
+        return _Forked(self, pid, os.fdopen(to_stdin, "w", encoding="utf-8"), os.fdopen(from_stdout, encoding="utf-8"))
+
+    def status(self, pid: int, timeout: float | None = 0) -> int | None:
+        """The worker's exit status, waiting up to ``timeout`` seconds (None: until it ends); None while it runs."""
+        with self._ended:
+            self._ended.wait_for(lambda: pid in self._statuses or self._gone, timeout)
+            return self._statuses.get(pid)
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def close(self) -> None:
+        self._process.kill()
+        self._process.wait()
+        self._socket.close()
+
+    def _listen(self) -> None:
+        with self._socket.makefile(encoding="utf-8") as answers:
+            for line in answers:
+                answer = json.loads(line)
+                if "forked" in answer:
+                    self._forked.put(answer["forked"])
+                else:
+                    with self._ended:
+                        self._statuses[answer["exited"]] = answer["status"]
+                        self._ended.notify_all()
+        with self._ended:
+            self._gone = True
+            self._ended.notify_all()
+
+
+class _Forked:
+    """What a worker uses of ``subprocess.Popen``, for a process its fork server started."""
+
+    def __init__(self, server: _ForkServer, pid: int, stdin: IO[str], stdout: IO[str]):
+        self._server, self.pid, self.stdin, self.stdout = server, pid, stdin, stdout
+
+    def poll(self) -> int | None:
+        return self._server.status(self.pid)
+
+    def wait(self) -> int | None:
+        return self._server.status(self.pid, timeout=None)
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
 class _Worker:
     """One process running one function's handler."""
 
-    def __init__(self, function: _Function, code_dir: Path, environment: dict[str, str], log: Any):
-        interpreter = interpreter_for(function.runtime)
-        libraries = [] if interpreter.is_own else [LIBRARIES]
-        self._process = subprocess.Popen(
-            [interpreter.path, "-I", str(WORKER_SCRIPT), str(code_dir), function.handler, *libraries],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=environment,
-            text=True,
-            encoding="utf-8",
-        )
-        assert self._process.stdin is not None and self._process.stdout is not None  # both are pipes
-        self._stdin, self._stdout = self._process.stdin, self._process.stdout
+    def __init__(self, process: _Forked):
+        self._process = process
+        self._stdin, self._stdout = process.stdin, process.stdout
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         ready = self._next(INIT_TIMEOUT_SECONDS, f"init did not finish within {INIT_TIMEOUT_SECONDS} seconds")
@@ -162,6 +249,12 @@ class _Pool:
             self._forget()
             raise
 
+    @property
+    def empty(self) -> bool:
+        """Whether it has no worker, idle, busy or starting."""
+        with self._changed:
+            return self._count == 0
+
     def warm(self) -> None:
         """Start a worker unless the function has one (idle, busy or starting)."""
         with self._changed:
@@ -226,6 +319,7 @@ class LambdaRuntime:
         self._log_dir = log_dir
         self._background = background
         self._pools: dict[str, _Pool] = {}
+        self._fork_servers: dict[str, _ForkServer] = {}  # by interpreter
         self._lock = threading.Lock()
         self._closed = threading.Event()
         threading.Thread(target=self._reap, args=(keep_warm,), daemon=True).start()
@@ -264,15 +358,26 @@ class LambdaRuntime:
         self._closed.set()
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
+            servers, self._fork_servers = list(self._fork_servers.values()), {}
         for pool in pools:
             pool.retire()
+        for server in servers:
+            server.close()
 
     def _reap(self, keep_warm: float) -> None:
+        """Stop the workers idle for ``keep_warm`` seconds, and the fork servers once no worker is left."""
         while not self._closed.wait(min(max(keep_warm / 2, 0.1), 10)):
             with self._lock:
                 pools = list(self._pools.values())
             for pool in pools:
                 pool.reap(keep_warm)
+            with self._lock:
+                if all(pool.empty for pool in self._pools.values()):
+                    servers, self._fork_servers = list(self._fork_servers.values()), {}
+                else:
+                    servers = []
+            for server in servers:
+                server.close()
 
     def _pool(self, spec: _Function) -> _Pool:
         with self._lock:
@@ -397,11 +502,21 @@ class LambdaRuntime:
             # Active tracing needs the X-Ray daemon Lambda runs beside a function; the local cloud has none.
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
+        server = self._fork_server(interpreter_for(spec.runtime))
         if self._log_dir is None:
-            return _Worker(spec, code_dir, environment, subprocess.DEVNULL)
+            return _Worker(server.start(code_dir, spec.handler, environment, subprocess.DEVNULL))
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with open(self._log_dir / f"{spec.name}.log", "a", encoding="utf-8") as log:
-            return _Worker(spec, code_dir, environment, log)
+            return _Worker(server.start(code_dir, spec.handler, environment, log))
+
+    def _fork_server(self, interpreter: Interpreter) -> _ForkServer:
+        """The interpreter's fork server, started on its first worker (and again after ``_reap`` stopped it)."""
+        with self._lock:
+            server = self._fork_servers.get(interpreter.path)
+            if server is None or not server.alive:
+                libraries = [] if interpreter.is_own else [LIBRARIES]
+                server = self._fork_servers[interpreter.path] = _ForkServer(interpreter.path, libraries)
+            return server
 
     def _extract(self, code: bytes) -> Path:
         """Unzip a deployment package once, into a directory named by its content."""

@@ -20,6 +20,7 @@ KEEP_WARM = 3  # seconds a worker stays warm with nothing to do
 
 HANDLER = """
 import os
+import sys
 import time
 
 import boto3
@@ -46,6 +47,8 @@ def handler(event, context):
 
 
 def slow(event, context):
+    if "exit" in event:
+        sys.exit(event["exit"])
     time.sleep(event["seconds"])
     return "finished"
 
@@ -303,6 +306,20 @@ def test_waiting_until_idle_waits_for_what_asynchronous_invocations_do(cloud):
     key = {"pk": {"S": "async-1"}}
     item = cloud.client("dynamodb").get_item(TableName=cloud.outputs["TableName"], Key=key)["Item"]
     assert item["who"] == {"S": "writer"}
+
+
+def test_a_handler_that_exits_fails_its_invocation_with_its_exit_status_and_the_next_one_runs(cloud):
+    """Lambda reports a runtime that exits during an invocation as ``Runtime.ExitError``, "Runtime exited with
+    error: exit status N", and starts a new environment for the next invocation."""
+    payload, function_error = invoke(cloud, cloud.outputs["SlowArn"], {"exit": 3})
+
+    assert function_error == "Unhandled"
+    assert payload == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": "Runtime exited with error: exit status 3",
+        "stackTrace": [],
+    }
+    assert invoke(cloud, cloud.outputs["SlowArn"], {"seconds": 0}) == ("finished", None)
 
 
 def test_a_timed_out_function_is_killed_and_restarted(cloud):
