@@ -124,8 +124,10 @@ def catalog(stock) -> None:
 
 
 def snapshot(dynamodb) -> dict[str, dict[str, dict]]:
+    """Every item of every table. Through the resource's client: making a ``Table`` costs a third of a scan, and
+    the suite takes thousands of snapshots."""
     return {
-        service: {item["pk"]: item for item in dynamodb.Table(table).scan()["Items"]}
+        service: {item["pk"]: item for item in dynamodb.meta.client.scan(TableName=table)["Items"]}
         for service, table in TABLES.items()
     }
 
