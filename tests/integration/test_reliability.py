@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 
 from booking_saga.ledger import Ledger
 from saga.audit import audit
-from saga.bookings import Outcome, outcome_of, start_booking
+from saga.bookings import Outcome, outcome_of, start_booking, wait_for
 from tests.integration import fault_schedules
 from tests.integration.fault_schedules import (
     PAYMENT_LIMIT,
@@ -74,11 +74,14 @@ def count_faults(figures, scenario: Scenario, parks_refused: bool, interrupted: 
 
 
 def settle(deployment, booking_id: str, timeout: float = 120) -> Outcome:
-    """The booking's outcome once it ended and, where no catch saw the end, the reconciler settled it."""
+    """The booking's outcome once it ended and, where no catch saw the end, the reconciler settled it. Its history
+    is read only once it ended: on every poll, it cost the suite more than the polling."""
     deadline = time.monotonic() + timeout
-    while (outcome := outcome_of(deployment, booking_id)).verdict in ("running", "not yet released"):
+    outcome = wait_for(deployment, booking_id, timeout, poll=0.05)
+    while outcome.verdict in ("running", "not yet released"):
         assert time.monotonic() < deadline, f"{booking_id} was not settled: {outcome.verdict}"
         time.sleep(0.05)
+        outcome = outcome_of(deployment, booking_id)
     return outcome
 
 
