@@ -144,9 +144,11 @@ def _become_worker(request: dict, fds: list[int]) -> None:
     try:
         run(request["code_dir"], request["handler"])
     except SystemExit as exit:
-        status = exit.code if isinstance(exit.code, int) else 0 if exit.code is None else 1
-        if not isinstance(exit.code, int | None):
+        if exit.code is None or isinstance(exit.code, int):
+            status = exit.code or 0
+        else:  # sys.exit("message"): printed, and status 1
             print(exit.code, file=sys.stderr)
+            status = 1
     except BaseException:
         traceback.print_exc()
         status = 1

@@ -1143,8 +1143,8 @@ def _cache_parsed_json_paths(undo: ExitStack) -> None:
 def _reuse_interpreter_clients(undo: ExitStack) -> None:
     """``boto_client_for`` builds a new boto3 client for every Lambda invocation and service call the
     interpreter makes: about 4 ms of CPU each, nearly half of an execution whose Lambdas answer at once
-    (``python -m bench``). Its clients differ only in service, region and endpoint, and boto3 clients
-    are thread-safe, so one of each is kept.
+    (``python -m bench``). Its clients differ only in service and region (the endpoint no longer matters, see
+    below), and boto3 clients are thread-safe, so one of each is kept.
 
     Each one's requests are answered in this process, as moto answers them under ``mock_aws``: botocore still
     serializes the request and parses the answer, and moto's own request stubber dispatches it to the same

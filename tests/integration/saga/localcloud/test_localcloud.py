@@ -309,8 +309,11 @@ def test_waiting_until_idle_waits_for_what_asynchronous_invocations_do(cloud):
 
 
 def test_a_handler_that_exits_fails_its_invocation_with_its_exit_status_and_the_next_one_runs(cloud):
-    """Lambda reports a runtime that exits during an invocation as ``Runtime.ExitError``, "Runtime exited with
-    error: exit status N", and starts a new environment for the next invocation."""
+    """https://docs.aws.amazon.com/lambda/latest/dg/invocation-retries.html: a function error is also "the runtime
+    [...] exited with an error code", reported with the X-Amz-Function-Error header and a JSON error document;
+    Lambda names it ``Runtime.ExitError``, "Runtime exited with error: exit status N", and the next invocation
+    gets a new environment. Locally the exit status comes back through the fork server the worker was forked
+    from."""
     payload, function_error = invoke(cloud, cloud.outputs["SlowArn"], {"exit": 3})
 
     assert function_error == "Unhandled"
