@@ -369,6 +369,7 @@ def applied(
             _fail_sqs_sends(send_faults, undo)
             _serialize_dynamodb(undo)
             _transact_without_copying_tables(undo)
+            _query_one_partition(undo)
             _conflict_with_transactions_in_progress(transactions, undo)
             _parse_definitions_apart(undo)
             _list_moto_modules_once(undo)
@@ -995,6 +996,38 @@ def _transact_without_copying_tables(undo: ExitStack) -> None:
 
     _replace(undo, dynamodb_models, "copy", without_table_copies)
     _replace(undo, dynamodb_models.DynamoDBBackend, "transact_write_items", transact_write_items)
+
+
+def _query_one_partition(undo: ExitStack) -> None:
+    """``Table.query`` on a table's own key reads ``all_items()``, every item of the table sorted, and keeps those
+    of the one partition asked for: time in proportion to the table on every query. The choreography's saga log
+    is queried for one saga's events on every event, so a run of a few hundred bookings grew slower as the log
+    grew. With requests serialized (``_serialize_dynamodb``), such a query now reads its partition alone, in the
+    same order; a query on an index still reads them all."""
+    query, all_items = Table.__dict__["query"], Table.__dict__["all_items"]
+    asked = threading.local()  # the (table, partition key) of the query this thread is running
+
+    def query_partition(self, hash_key, *args, **kwargs):
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or hash_key is None:
+            return query(self, hash_key, *args, **kwargs)
+        asked.partition = (self, hash_key)
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            asked.partition = None
+
+    def items_asked_for(self):
+        table, hash_key = getattr(asked, "partition", None) or (None, None)
+        if table is not self:
+            return all_items(self)
+        partition = self.items.get(hash_key)
+        if partition is None:
+            return []
+        return sorted(partition.values(), key=lambda item: item.range_key) if self.range_key_attr else [partition]
+
+    _replace(undo, Table, "query", query_partition)
+    _replace(undo, Table, "all_items", items_asked_for)
 
 
 def _touched_items(backend: Any, transact_items: list[dict]) -> list[tuple[str, dict, Any]]:

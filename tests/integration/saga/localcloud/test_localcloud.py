@@ -337,3 +337,41 @@ def test_a_timed_out_function_is_killed_and_restarted(cloud):
         "stackTrace": [],
     }
     assert invoke(cloud, cloud.outputs["SlowArn"], {"seconds": 0}) == ("finished", None)
+
+
+def test_a_query_reads_its_partition_alone_in_sort_key_order_page_by_page(cloud):
+    """https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html: a query returns the items of
+    one partition key, sorted by sort key (descending with ScanIndexForward false), a page of Limit at a time. The
+    local cloud reads that partition alone, not the whole table."""
+    dynamodb = cloud.client("dynamodb")
+    keys = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    attributes = [{"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk")]
+    dynamodb.create_table(
+        TableName="query-probe", KeySchema=keys, AttributeDefinitions=attributes, BillingMode="PAY_PER_REQUEST"
+    )
+    dynamodb.create_table(
+        TableName="query-probe-hash-only",
+        KeySchema=keys[:1],
+        AttributeDefinitions=attributes[:1],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for partition in ("a", "b", "c"):
+        dynamodb.put_item(TableName="query-probe-hash-only", Item={"pk": {"S": partition}})
+        for sort_key in ("3", "1", "2", "0"):
+            dynamodb.put_item(TableName="query-probe", Item={"pk": {"S": partition}, "sk": {"S": sort_key}})
+
+    def query(table: str, partition: str, **options) -> list[list[str]]:
+        pages, page = [], {"TableName": table, "KeyConditionExpression": "pk = :pk", **options}
+        page["ExpressionAttributeValues"] = {":pk": {"S": partition}}
+        while True:
+            response = dynamodb.query(**page)
+            pages.append([item["pk"]["S"] + item.get("sk", {"S": ""})["S"] for item in response["Items"]])
+            if "LastEvaluatedKey" not in response:
+                return pages
+            page["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    assert query("query-probe", "b") == [["b0", "b1", "b2", "b3"]]
+    assert query("query-probe", "b", ScanIndexForward=False, Limit=3) == [["b3", "b2", "b1"], ["b0"]]
+    assert query("query-probe", "d") == [[]]
+    assert query("query-probe-hash-only", "c") == [["c"]]
+    assert query("query-probe-hash-only", "d") == [[]]
