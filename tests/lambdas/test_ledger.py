@@ -86,21 +86,26 @@ def test_available_plus_held_is_capacity_after_every_operation(ledger, initial, 
     resource = f"FLIGHT-{next(_ids)}"
     bookings = [f"{resource}-booking-{number}" for number in range(6)]
     ledger.stock(resource, initial)
-    for operation in operations:
-        try:
-            if operation[0] == "reserve":
-                _, number, quantity = operation
-                ledger.reserve(claim(bookings[number]), {"resource_id": resource, "quantity": quantity})
-            elif operation[0] == "cancel":
-                _, number, owner = operation
-                ledger.cancel(claim(bookings[number], owner))
-            else:
-                ledger.stock(resource, operation[1])
-        except (SoldOut, BookingCancelled, BookingConflict, CapacityBelowHeld):
-            pass  # refused: and a refusal changes nothing, which the invariant checks too
-        capacity, available, on_hold = numbers(ledger, resource, bookings)
-        assert available + on_hold == capacity, operation
-        assert 0 <= available <= capacity, operation
+    try:
+        for operation in operations:
+            try:
+                if operation[0] == "reserve":
+                    _, number, quantity = operation
+                    ledger.reserve(claim(bookings[number]), {"resource_id": resource, "quantity": quantity})
+                elif operation[0] == "cancel":
+                    _, number, owner = operation
+                    ledger.cancel(claim(bookings[number], owner))
+                else:
+                    ledger.stock(resource, operation[1])
+            except (SoldOut, BookingCancelled, BookingConflict, CapacityBelowHeld):
+                pass  # refused: and a refusal changes nothing, which the invariant checks too
+            capacity, available, on_hold = numbers(ledger, resource, bookings)
+            assert available + on_hold == capacity, operation
+            assert 0 <= available <= capacity, operation
+    finally:  # the next example finds the table as this one did: a transaction copies the whole table in moto
+        with ledger.table.batch_writer() as batch:
+            for key in (inventory_key(resource), *map(booking_key, bookings)):
+                batch.delete_item(Key=key)
 
 
 class Conflicts:
