@@ -76,6 +76,7 @@ from moto.cloudformation.parsing import get_model_map
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
+from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, AttributePicker, TimestampSerializer
 from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp, utcnow
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, TransactionCanceledException
@@ -373,6 +374,8 @@ def applied(
             _conflict_with_transactions_in_progress(transactions, undo)
             _parse_definitions_apart(undo)
             _list_moto_modules_once(undo)
+            _find_members_of_dicts_once(undo)
+            _convert_each_timestamp_once(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
             _measure_payloads_as_utf8(undo)
             _limit_state_input_size(undo)
@@ -1145,6 +1148,53 @@ def _list_moto_modules_once(undo: ExitStack) -> None:
     not change while the local cloud runs, so it is listed once."""
     modules = tuple(backends.list_of_moto_modules())
     _replace(undo, backends, "list_of_moto_modules", lambda: modules)
+
+
+def _find_members_of_dicts_once(undo: ExitStack) -> None:
+    """moto's response serializer looks up each member of each structure in a result under every name its alias
+    providers offer (``AttributePicker``), afresh for every value: a history event has about 60 members, mostly
+    absent, so reading a history of 20 events took about 10 ms, most of it here, and DynamoDB's items pay it on
+    every attribute. For a dict the names depend only on the member and its structure, never on the value, so
+    they are found once per member; lookups in a dict stay lookups by key, as in ``get_value``."""
+    original = AttributePicker.__dict__["__call__"]
+    names: dict[tuple, tuple[str, ...]] = {}  # (picker, member shape, key, its structure) -> names; shapes are cached
+
+    def pick(self, context) -> Any:
+        obj = context.obj
+        if type(obj) is not dict or self.alias_providers is not DEFAULT_ALIAS_PROVIDERS or self.response_transformers:
+            return original(self, context)
+        member = (type(self), context.shape, context.key, getattr(context.shape, "parent", None))
+        found = names.get(member)
+        if found is None:
+            found = names[member] = tuple(self.get_possible_keys(context))
+        for name in found:
+            if "." in name:  # a path, which ``get_value`` follows
+                return original(self, context)
+            if name in obj:
+                return obj[name]
+        return None
+
+    _replace(undo, AttributePicker, "__call__", pick)
+
+
+def _convert_each_timestamp_once(undo: ExitStack) -> None:
+    """moto keeps a history event's timestamp as text, which its serializer parses (dateutil) and formats again on
+    every read of the history: half of what a read costs once members are found directly. The conversion depends
+    only on the text and the format, so the latest few thousand are remembered."""
+    convert = TimestampSerializer.__dict__["_convert_timestamp_to_str"]
+    converted: dict[tuple, Any] = {}  # (serializer class, text, format) -> what it is serialized as
+
+    def convert_once(self, value, timestamp_format: str) -> Any:
+        if not isinstance(value, str):
+            return convert(self, value, timestamp_format)
+        key = (type(self), value, timestamp_format)
+        if key not in converted:
+            if len(converted) >= 4096:
+                converted.clear()
+            converted[key] = convert(self, value, timestamp_format)
+        return converted[key]
+
+    _replace(undo, TimestampSerializer, "_convert_timestamp_to_str", convert_once)
 
 
 def _cache_parsed_definitions(undo: ExitStack) -> None:

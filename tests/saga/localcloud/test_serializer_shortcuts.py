@@ -1,0 +1,126 @@
+"""The local cloud's shortcuts in moto's response serializer (``_find_members_of_dicts_once``,
+``_convert_each_timestamp_once``) answer exactly what moto's own serializer answers, byte for byte."""
+
+from contextlib import ExitStack
+from types import SimpleNamespace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from moto.core.serialize import XFormedAttributePicker, get_serializer_class
+from moto.core.utils import get_service_model, iso_8601_datetime_with_milliseconds, utcnow
+
+from saga.localcloud import moto_patches
+from tests.strategies import examples
+
+
+def serialize(service: str, operation: str, result: object) -> str:
+    """The body moto answers ``operation`` with, for ``result``, as ``ActionResult.execute_result`` makes it."""
+    service_model = get_service_model(service)
+    serializer = get_serializer_class(service, service_model.protocol)(
+        operation_model=service_model.operation_model(operation),
+        pretty_print=False,
+        value_picker=XFormedAttributePicker(),
+    )
+    return serializer.serialize(result)["body"]
+
+
+def both_ways(service: str, operation: str, result: object) -> tuple[str, str]:
+    plain = serialize(service, operation, result)
+    with ExitStack() as undo:
+        moto_patches._find_members_of_dicts_once(undo)
+        moto_patches._convert_each_timestamp_once(undo)
+        shortcut = serialize(service, operation, result)
+        again = serialize(service, operation, result)  # from what the first one remembered
+    assert again == shortcut
+    return plain, shortcut
+
+
+def test_a_history_reads_the_same():
+    now = iso_8601_datetime_with_milliseconds(utcnow())
+    events = [
+        {
+            "id": 1,
+            "previousEventId": 0,
+            "timestamp": now,
+            "type": "ExecutionStarted",
+            "executionStartedEventDetails": {
+                "input": '{"booking_id": "trip-1"}',
+                "inputDetails": {"truncated": False},
+                "roleArn": "arn:aws:iam::123456789012:role/saga",
+            },
+        },
+        {
+            "id": 2,
+            "previousEventId": 1,
+            "timestamp": now,
+            "type": "TaskStateEntered",
+            "stateEnteredEventDetails": {"name": "ReserveFlight", "input": "{}", "inputDetails": {"truncated": False}},
+        },
+        {
+            "id": 3,
+            "previousEventId": 2,
+            "timestamp": now,
+            "type": "LambdaFunctionScheduled",
+            "lambdaFunctionScheduledEventDetails": {
+                "resource": "arn:aws:lambda:us-east-1:123456789012:function:f",
+                "input": "{}",
+                "timeoutInSeconds": 10,
+            },
+        },
+        {
+            "id": 4,
+            "previousEventId": 3,
+            "timestamp": now,
+            "type": "LambdaFunctionFailed",
+            "lambdaFunctionFailedEventDetails": {"error": "SoldOut", "cause": '{"errorMessage": "sold out"}'},
+        },
+        {
+            "id": 5,
+            "previousEventId": 4,
+            "timestamp": now,
+            "type": "ExecutionFailed",
+            "executionFailedEventDetails": {"error": "States.TaskFailed", "cause": None},
+        },
+    ]
+    plain, shortcut = both_ways("stepfunctions", "GetExecutionHistory", {"events": events, "nextToken": None})
+    assert shortcut == plain
+    assert '"previousEventId": 4' in plain or '"previousEventId":4' in plain
+
+
+def test_a_result_that_is_not_a_dict_reads_the_same():
+    execution = SimpleNamespace(
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:saga:trip-1",
+        state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:saga",
+        name="trip-1",
+        status="SUCCEEDED",
+        start_date=iso_8601_datetime_with_milliseconds(utcnow()),
+        output='{"ok": true}',
+    )
+    plain, shortcut = both_ways("stepfunctions", "DescribeExecution", execution)
+    assert shortcut == plain and "trip-1" in plain
+
+
+SCALARS = st.one_of(
+    st.builds(lambda text: {"S": text}, st.text(max_size=8)),
+    st.builds(lambda number: {"N": str(number)}, st.integers()),
+    st.builds(lambda flag: {"BOOL": flag}, st.booleans()),
+    st.just({"NULL": True}),
+    st.builds(lambda texts: {"SS": sorted(texts)}, st.sets(st.text(max_size=4), min_size=1, max_size=3)),
+)
+ATTRIBUTE_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.builds(lambda values: {"L": values}, st.lists(inner, max_size=3)),
+        st.builds(lambda values: {"M": values}, st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    ),
+    max_leaves=8,
+)
+ITEMS = st.lists(st.dictionaries(st.text(min_size=1, max_size=6), ATTRIBUTE_VALUES, min_size=1, max_size=4), max_size=4)
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(items=ITEMS)
+def test_dynamodb_items_read_the_same(items):
+    result = {"Items": items, "Count": len(items), "ScannedCount": len(items)}
+    plain, shortcut = both_ways("dynamodb", "Query", result)
+    assert shortcut == plain
