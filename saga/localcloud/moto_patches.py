@@ -374,8 +374,7 @@ def applied(
             _conflict_with_transactions_in_progress(transactions, undo)
             _parse_definitions_apart(undo)
             _list_moto_modules_once(undo)
-            _find_members_of_dicts_once(undo)
-            _convert_each_timestamp_once(undo)
+            _shorten_serializing(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
             _measure_payloads_as_utf8(undo)
             _limit_state_input_size(undo)
@@ -1148,6 +1147,20 @@ def _list_moto_modules_once(undo: ExitStack) -> None:
     not change while the local cloud runs, so it is listed once."""
     modules = tuple(backends.list_of_moto_modules())
     _replace(undo, backends, "list_of_moto_modules", lambda: modules)
+
+
+@contextmanager
+def shortened_serializing() -> Iterator[None]:
+    """moto's response serializer with the local cloud's shortcuts and nothing else of it, for moto in this
+    process (the handler tests); they answer byte for byte what moto's own serializer does."""
+    with ExitStack() as undo:
+        _shorten_serializing(undo)
+        yield
+
+
+def _shorten_serializing(undo: ExitStack) -> None:
+    _find_members_of_dicts_once(undo)
+    _convert_each_timestamp_once(undo)
 
 
 def _find_members_of_dicts_once(undo: ExitStack) -> None:

@@ -1,7 +1,6 @@
-"""The local cloud's shortcuts in moto's response serializer (``_find_members_of_dicts_once``,
-``_convert_each_timestamp_once``) answer exactly what moto's own serializer answers, byte for byte."""
+"""The local cloud's shortcuts in moto's response serializer (``shortened_serializing``) answer exactly what
+moto's own serializer answers, byte for byte."""
 
-from contextlib import ExitStack
 from types import SimpleNamespace
 
 from hypothesis import given, settings
@@ -9,7 +8,7 @@ from hypothesis import strategies as st
 from moto.core.serialize import XFormedAttributePicker, get_serializer_class
 from moto.core.utils import get_service_model, iso_8601_datetime_with_milliseconds, utcnow
 
-from saga.localcloud import moto_patches
+from saga.localcloud.moto_patches import shortened_serializing
 from tests.strategies import examples
 
 
@@ -26,9 +25,7 @@ def serialize(service: str, operation: str, result: object) -> str:
 
 def both_ways(service: str, operation: str, result: object) -> tuple[str, str]:
     plain = serialize(service, operation, result)
-    with ExitStack() as undo:
-        moto_patches._find_members_of_dicts_once(undo)
-        moto_patches._convert_each_timestamp_once(undo)
+    with shortened_serializing():
         shortcut = serialize(service, operation, result)
         again = serialize(service, operation, result)  # from what the first one remembered
     assert again == shortcut
