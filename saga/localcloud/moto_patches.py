@@ -73,11 +73,12 @@ from moto.awslambda.models import LambdaFunction
 from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.parsing import get_model_map
+from moto.core import responses as moto_responses
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
 from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, AttributePicker, TimestampSerializer
-from moto.core.utils import iso_8601_datetime_without_milliseconds, utcfromtimestamp, utcnow
+from moto.core.utils import iso_8601_datetime_without_milliseconds, method_names_from_class, utcfromtimestamp, utcnow
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, TransactionCanceledException
 from moto.dynamodb.models.table import Table
@@ -374,7 +375,7 @@ def applied(
             _conflict_with_transactions_in_progress(transactions, undo)
             _parse_definitions_apart(undo)
             _list_moto_modules_once(undo)
-            _shorten_serializing(undo)
+            _take_shortcuts(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
             _measure_payloads_as_utf8(undo)
             _limit_state_input_size(undo)
@@ -1150,17 +1151,33 @@ def _list_moto_modules_once(undo: ExitStack) -> None:
 
 
 @contextmanager
-def shortened_serializing() -> Iterator[None]:
-    """moto's response serializer with the local cloud's shortcuts and nothing else of it, for moto in this
-    process (the handler tests); they answer byte for byte what moto's own serializer does."""
+def shortcuts() -> Iterator[None]:
+    """moto's request handling with the local cloud's shortcuts and nothing else of it, for moto in this process
+    (the handler tests); they answer byte for byte what moto does without them."""
     with ExitStack() as undo:
-        _shorten_serializing(undo)
+        _take_shortcuts(undo)
         yield
 
 
-def _shorten_serializing(undo: ExitStack) -> None:
+def _take_shortcuts(undo: ExitStack) -> None:
+    _list_method_names_once(undo)
     _find_members_of_dicts_once(undo)
     _convert_each_timestamp_once(undo)
+
+
+def _list_method_names_once(undo: ExitStack) -> None:
+    """``BaseResponse.call_action`` lists the methods of the response class (``inspect.getmembers``) on every
+    request, to check the action is one: about a quarter of what moto spends on a GetItem. A class's methods do
+    not change while it answers (the patches here replace methods, never add or remove one), so each class's are
+    listed once."""
+    listed: dict[type, frozenset[str]] = {}
+
+    def method_names(clazz: type) -> frozenset[str]:
+        if clazz not in listed:
+            listed[clazz] = frozenset(method_names_from_class(clazz))
+        return listed[clazz]
+
+    _replace(undo, moto_responses, "method_names_from_class", method_names)
 
 
 def _find_members_of_dicts_once(undo: ExitStack) -> None:

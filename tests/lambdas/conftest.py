@@ -15,7 +15,7 @@ import payment
 from booking_saga import observability
 from booking_saga.contract import ENVIRONMENT_VARIABLE, Contract
 from booking_saga.ledger import Ledger
-from saga.localcloud.moto_patches import shortened_serializing
+from saga.localcloud.moto_patches import shortcuts
 from tests.lambdas.support import CONTRACT, EXECUTION, NAMESPACE, TABLES, LambdaContext
 
 HANDLERS = {"flight": flight, "hotel": hotel, "payment": payment}
@@ -58,7 +58,7 @@ def _resource():
 @pytest.fixture
 def dynamodb(monkeypatch, _resource):
     """Three empty tables shaped like the stack's (key ``pk``), each given to its service's handlers. moto answers
-    with the local cloud's shortcuts in its serializer, which answer what moto's own does, faster."""
+    through the local cloud's shortcuts (``moto_patches.shortcuts``), which answer what moto does without them."""
     for name, value in {
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -67,7 +67,7 @@ def dynamodb(monkeypatch, _resource):
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws(), shortened_serializing():
+    with mock_aws(), shortcuts():
         resource = _resource
         for service, table in TABLES.items():
             resource.create_table(

@@ -1,14 +1,17 @@
-"""The local cloud's shortcuts in moto's response serializer (``shortened_serializing``) answer exactly what
-moto's own serializer answers, byte for byte."""
+"""The local cloud's shortcuts in moto (``moto_patches.shortcuts``) answer exactly what moto answers without them,
+byte for byte."""
 
 from types import SimpleNamespace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from moto.core import responses as moto_responses
 from moto.core.serialize import XFormedAttributePicker, get_serializer_class
 from moto.core.utils import get_service_model, iso_8601_datetime_with_milliseconds, utcnow
+from moto.dynamodb.responses import DynamoHandler
+from moto.stepfunctions.responses import StepFunctionResponse
 
-from saga.localcloud.moto_patches import shortened_serializing
+from saga.localcloud.moto_patches import shortcuts
 from tests.strategies import examples
 
 
@@ -25,7 +28,7 @@ def serialize(service: str, operation: str, result: object) -> str:
 
 def both_ways(service: str, operation: str, result: object) -> tuple[str, str]:
     plain = serialize(service, operation, result)
-    with shortened_serializing():
+    with shortcuts():
         shortcut = serialize(service, operation, result)
         again = serialize(service, operation, result)  # from what the first one remembered
     assert again == shortcut
@@ -121,3 +124,15 @@ def test_dynamodb_items_read_the_same(items):
     result = {"Items": items, "Count": len(items), "ScannedCount": len(items)}
     plain, shortcut = both_ways("dynamodb", "Query", result)
     assert shortcut == plain
+
+
+def test_each_response_class_lists_the_same_actions():
+    listed = {
+        handler: set(moto_responses.method_names_from_class(handler))
+        for handler in (DynamoHandler, StepFunctionResponse)
+    }
+    with shortcuts():
+        for handler, names in listed.items():
+            assert moto_responses.method_names_from_class(handler) == names
+            assert moto_responses.method_names_from_class(handler) == names  # as listed the first time
+    assert {"get_item", "transact_write_items"} <= listed[DynamoHandler]
