@@ -39,11 +39,13 @@ def handler(event, context):
     print(f"booking {event['id']}")
     if event.get("sold_out"):
         raise SoldOut(f"no seats left for {event['id']}")
-    boto3.client("dynamodb").put_item(
-        TableName=os.environ["TABLE_NAME"], Item={"pk": {"S": event["id"]}, "who": {"S": os.environ["WHO"]}}
-    )
+    client = boto3.client("dynamodb")
+    item = {"pk": {"S": event["id"]}, "who": {"S": os.environ["WHO"]}}
+    client.put_item(TableName=os.environ["TABLE_NAME"], Item=item)
     leaked = os.environ.get("DEVELOPER_SECRET")
-    return {"id": event["id"], "who": os.environ["WHO"], "invocations": INVOCATIONS, "leaked": leaked}
+    settings = [client.meta.endpoint_url, boto3.DEFAULT_SESSION.get_credentials().access_key]
+    answer = {"id": event["id"], "who": os.environ["WHO"], "invocations": INVOCATIONS, "leaked": leaked}
+    return {**answer, "client": settings}
 
 
 def slow(event, context):
@@ -206,6 +208,14 @@ def test_the_real_handler_writes_the_item(cloud):
     item = cloud.client("dynamodb").get_item(TableName=cloud.outputs["TableName"], Key={"pk": {"S": "b1"}})["Item"]
     assert item["who"] == {"S": "writer"}
     assert "LambdaFunctionSucceeded" in [event["type"] for event in events]
+
+
+def test_a_handlers_clients_take_its_functions_environment(cloud):
+    """The fork server reads botocore's models once for every worker; each worker's clients still take their
+    endpoint and credentials from the function's environment."""
+    answer, error = invoke(cloud, cloud.outputs["OtherArn"], {"id": "settings-1"})
+    assert error is None
+    assert answer["client"] == [cloud.endpoint_url, "local"]
 
 
 def test_a_handler_exception_is_the_error_name_the_catch_matches(cloud):
