@@ -663,8 +663,9 @@ def production(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def dev_without_chaos() -> dict:
-    app = build_app(context={"chaos": "false", "payment_limits": '{"USD": 1234.5}', "log_level": "all"})
-    return Template.from_stack(app.node.find_child("BookingSaga")).to_json()
+    """Synthesized once while the app is unchanged (``cached_assembly``), like the stages."""
+    outdir = cached_assembly(context={"chaos": "false", "payment_limits": '{"USD": 1234.5}', "log_level": "all"})
+    return json.loads((outdir / "BookingSaga.template.json").read_text())
 
 
 def _stage(stage: str) -> dict:
