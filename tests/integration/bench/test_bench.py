@@ -32,8 +32,9 @@ EXPECTED_COUNTS = {
 def run(tmp_path_factory) -> tuple[dict, Path, str]:
     out = tmp_path_factory.mktemp("bench-results")
     result = subprocess.run(
-        # two bookings per batch instead of the quick run's six: every cell and ratio is there all the same
-        [sys.executable, "-m", "bench", "--quick", "--bookings", "2", "--out", str(out)],
+        # two bookings per batch and one fresh interpreter per cold start, fewer than the quick run's six and two:
+        # every cell, ratio and part is there all the same
+        [sys.executable, "-m", "bench", "--quick", "--bookings", "2", "--cold-runs", "1", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -49,7 +50,7 @@ def test_it_writes_a_chart_and_prints_the_table(run):
     assert (out / "benchmark.png").read_bytes().startswith(b"\x89PNG")
     for heading in ("Local speed", "Overhead of the real handlers", "Speedups", "AWS cost", "Cold start", "Contention"):
         assert heading in stdout
-    assert results["command"] == f"python -m bench --quick --bookings 2 --out {out}"
+    assert results["command"] == f"python -m bench --quick --bookings 2 --cold-runs 1 --out {out}"
     assert results["settings"]["bookings_per_batch"] == 2
     assert results["machine"]["nproc"] >= 1 and results["machine"]["python"]
 
