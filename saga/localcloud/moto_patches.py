@@ -185,6 +185,12 @@ class KeepAliveRequestHandler(MotoRequestHandler):
             return
         super().send_header(keyword, value)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """werkzeug formats a line per request (the path decoded, the date) before handing it to its logger, which
+        the local cloud keeps quiet: it is formatted only for a logger that writes it."""
+        if logging.getLogger("werkzeug").isEnabledFor(logging.INFO):
+            super().log_request(code, size)
+
 
 class MotoServer(ThreadedMotoServer):
     """moto's threaded server, except that a failed bind is reported instead of hanging ``start()``,
