@@ -1,5 +1,6 @@
 """Find a deployed saga by its stack name, locally or on AWS: never by hard-coded ARNs."""
 
+import functools
 import json
 import os
 import re
@@ -104,22 +105,21 @@ class _UniquePaths(list):
             super().append(path)
 
 
-# What botocore reads to make a client (service models, endpoints: several MB of JSON), read once per process and
-# shared by every session here. A session with a loader of its own reads it all again: about 90 ms for three
-# clients, on every command run in a process that runs many (the tests, the benchmark).
-_LOADER = botocore.loaders.Loader(
-    extra_search_paths=_UniquePaths(  # AWS_DATA_PATH, as a session's own loader reads it
-        os.path.expanduser(path)
-        for path in (botocore.session.Session().get_config_variable("data_path") or "").split(os.pathsep)
-        if path
+@functools.cache
+def _shared_loader() -> botocore.loaders.Loader:
+    """What botocore reads to make a client (service models, endpoints: several MB of JSON), read once per process
+    and shared by every session here. A session with a loader of its own reads it all again: about 90 ms for three
+    clients, on every command run in a process that runs many (the tests, the benchmark)."""
+    data_path = botocore.session.Session().get_config_variable("data_path") or ""  # as a session's own loader
+    return botocore.loaders.Loader(
+        extra_search_paths=_UniquePaths(os.path.expanduser(path) for path in data_path.split(os.pathsep) if path)
     )
-)
 
 
 def session_for(endpoint_url: str | None = None, region: str | None = None, profile: str | None = None):
     """The normal credential chain on AWS; fixed dummy credentials for a local endpoint."""
     core = botocore.session.Session()
-    core.register_component("data_loader", _LOADER)
+    core.register_component("data_loader", _shared_loader())
     if endpoint_url:
         return boto3.Session(
             aws_access_key_id="local",

@@ -143,14 +143,18 @@ def _read_models():
     whatever the environment."""
     try:
         import boto3
+        import botocore.session
 
-        session = boto3.Session(aws_access_key_id="-", aws_secret_access_key="-", region_name="us-east-1")
+        core = botocore.session.Session()
+        session = boto3.Session(
+            aws_access_key_id="-", aws_secret_access_key="-", region_name="us-east-1", botocore_session=core
+        )
         session.resource("dynamodb")
         for service in CALLED:
             session.client(service)
     except Exception:  # no boto3, or a configuration it refuses: each worker reads the models itself, as before
         return None
-    return session._session.get_component("data_loader")
+    return core.get_component("data_loader")
 
 
 def _become_worker(request: dict, fds: list[int], models) -> None:
@@ -164,9 +168,11 @@ def _become_worker(request: dict, fds: list[int], models) -> None:
     os.environ.update(request["environment"])
     if models is not None:
         import boto3
+        import botocore.session
 
-        boto3.setup_default_session()
-        boto3.DEFAULT_SESSION._session.register_component("data_loader", models)
+        core = botocore.session.Session()
+        core.register_component("data_loader", models)
+        boto3.setup_default_session(botocore_session=core)
     status = 0
     try:
         run(request["code_dir"], request["handler"])

@@ -1224,11 +1224,12 @@ def _convert_each_timestamp_once(undo: ExitStack) -> None:
         if not isinstance(value, str):
             return convert(self, value, timestamp_format)
         key = (type(self), value, timestamp_format)
-        if key not in converted:
-            if len(converted) >= 4096:
-                converted.clear()
-            converted[key] = convert(self, value, timestamp_format)
-        return converted[key]
+        if key in converted:
+            return converted[key]
+        if len(converted) >= 4096:
+            converted.clear()
+        converted[key] = text = convert(self, value, timestamp_format)
+        return text
 
     _replace(undo, TimestampSerializer, "_convert_timestamp_to_str", convert_once)
 
