@@ -128,8 +128,8 @@ def catalog(stock) -> None:
 
 
 def snapshot(dynamodb) -> dict[str, dict[str, dict]]:
-    """Every item of every table, as a scan reads them, but straight from moto's DynamoDB: the suite takes
-    thousands of snapshots, and scanning through the API cost more than the rest of the test."""
+    """Every item of every table as Python values, read straight from moto's DynamoDB: the suite takes thousands
+    of snapshots, and scanning through the API cost more than the rest of the test."""
     tables = dynamodb_backends[DEFAULT_ACCOUNT_ID][dynamodb.meta.client.meta.region_name].tables
     return {
         service: {
