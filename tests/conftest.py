@@ -40,7 +40,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto``: a worker per core and one more. The integration tests wait on the local cloud (timeouts, retry
     waits, the reconciler's pauses) for about a quarter of their time, which the extra worker fills: on 2 cores the
-    suite took 230 s with 3 workers, 275 s with 2 and 240 s with 4. ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides it."""
+    suite took 230 s with 3 workers, 275 s with 2 and 240 s with 4, and later 169 s with 3 and 189 s with 4.
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides it."""
     if chosen := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(chosen)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -9,7 +9,8 @@ Each worker is a separate process with the function's own environment variables
 (the zip CloudFormation fetched from the assets bucket) first on ``sys.path``, on an
 interpreter of the function's declared runtime where this machine has one (``interpreters``).
 Workers are forked from a fork server per interpreter that has imported boto3 and Powertools
-already (``lambda_worker``); it stops with the last worker and starts again with the next.
+and read botocore's models already (``lambda_worker``); it stops with the last worker and starts
+again with the next.
 A worker runs one invocation at a time; a function runs up to
 ``CONCURRENCY_PER_FUNCTION`` invocations at once, and further ones queue.
 
