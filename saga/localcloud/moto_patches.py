@@ -48,6 +48,9 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
 
 For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).
+
+One more change has to run before moto is imported, so it lives in the package's ``__init__``: moto's EC2 region
+list (which its CloudFormation imports) is read with one botocore session (``_import_moto_regions_once``).
 """
 
 import copy

@@ -1,8 +1,12 @@
 """The local cloud's shortcuts in moto (``moto_patches.shortcuts``) answer exactly what moto answers without them,
 byte for byte."""
 
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
+import boto3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto.core import responses as moto_responses
@@ -13,6 +17,15 @@ from moto.stepfunctions.responses import StepFunctionResponse
 
 from saga.localcloud.moto_patches import shortcuts
 from tests.strategies import examples
+
+ROOT = Path(__file__).resolve().parents[3]
+MOTO_REGIONS = """
+import saga.localcloud, boto3
+from moto.ec2.models import availability_zones_and_regions as regions
+for region in regions.RegionsAndZonesBackend.regions:
+    print(region.name, region.endpoint)
+print("later sessions:", "boto3's" if regions.Session is boto3.Session else regions.Session)
+"""
 
 
 def serialize(service: str, operation: str, result: object) -> str:
@@ -136,3 +149,19 @@ def test_each_response_class_lists_the_same_actions():
             assert moto_responses.method_names_from_class(handler) == names
             assert moto_responses.method_names_from_class(handler) == names  # as listed the first time
     assert {"get_item", "transact_write_items"} <= listed[DynamoHandler]
+
+
+def test_moto_lists_every_region_botocore_knows_and_later_makes_its_own_sessions():
+    """saga.localcloud imports moto's region list with one botocore session for its three partitions (in a new
+    interpreter, where it imports moto first)."""
+    listed = subprocess.run(
+        [sys.executable, "-c", MOTO_REGIONS], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.splitlines()
+    session = boto3.Session()
+    partitions = {"aws": ".amazonaws.com", "aws-us-gov": ".amazonaws.com", "aws-cn": ".amazonaws.com.cn"}
+    botocore_knows = [
+        f"{region} ec2.{region}{suffix}"
+        for partition, suffix in partitions.items()
+        for region in session.get_available_regions("ec2", partition_name=partition)
+    ]
+    assert listed == [*botocore_knows, "later sessions: boto3's"]
