@@ -2,10 +2,11 @@
 the reliability figures, and the kinds of test: everything under tests/integration runs the embedded local cloud
 and is marked ``integration`` (``./dev check`` runs the rest).
 
-``./dev`` runs the tests on a worker per core and one more (pytest-xdist; ``--dist loadgroup`` comes from
+``./dev`` runs the tests on a worker per core and two more (pytest-xdist; ``--dist loadgroup`` comes from
 pyproject.toml). An integration module deploys its own local cloud once (module-scoped fixtures), so its tests stay
-together on one worker, unless a test names a group of its own; the figures each worker counts are added up in the
-controller's summary."""
+together on one worker, unless a test names a group of its own. The tests that synthesize stacks in their own process
+share a worker too: a process's first synth costs about 3 s of CPU in jsii's Node.js. The figures each worker counts
+are added up in the controller's summary."""
 
 import json
 import os
@@ -19,13 +20,14 @@ from saga.synth import cached_assembly
 
 FIGURES = pytest.StashKey[Counter]()
 INTEGRATION = Path(__file__).parent / "integration"
+SYNTHESIZING = (Path(__file__).parent / "stacks", Path(__file__).parent / "test_fourth_service.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups, in the same hook
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark and group the integration tests, and put the longest work first: pytest-xdist hands out groups in this
-    order (pyproject.toml turns its reordering off), so the hundreds of short tests outside tests/integration fill
-    the end instead of a reliability shard (half a minute or more) starting last."""
+    """Mark and group the integration tests and the synthesizing ones, and put the longest work first:
+    pytest-xdist hands out groups in this order (pyproject.toml turns its reordering off), so the hundreds of short
+    tests fill the end instead of a reliability shard (half a minute or more) starting last."""
     starts = {}
     for item in items:
         if INTEGRATION in item.path.parents:
@@ -33,19 +35,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             sharded = item.get_closest_marker("xdist_group") is not None
             if not sharded:
                 item.add_marker(pytest.mark.xdist_group(item.path.relative_to(INTEGRATION).as_posix()))
-            starts[item.nodeid] = 0 if sharded else 1
-    items.sort(key=lambda item: starts.get(item.nodeid, 2))
+            starts[item.nodeid] = 0 if sharded else 2
+        elif any(path == item.path or path in item.path.parents for path in SYNTHESIZING):
+            item.add_marker(pytest.mark.xdist_group("synthesizing"))
+            starts[item.nodeid] = 1  # about 25 s on one worker, the longest group after the shards
+    items.sort(key=lambda item: starts.get(item.nodeid, 3))
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    """``-n auto``: a worker per core and one more. The integration tests wait on the local cloud (timeouts, retry
-    waits, the reconciler's pauses) for about a quarter of their time, which the extra worker fills: on 2 cores the
-    suite took 230 s with 3 workers, 275 s with 2 and 240 s with 4, and later 169 s with 3 and 189 s with 4.
-    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides it."""
+    """``-n auto``: a worker per core and two more. The integration tests wait on the local cloud (timeouts, retry
+    waits, the reconciler's pauses) for about a third of their time, which the extra workers fill: on 2 cores the
+    suite took 163 to 175 s with 3 workers, 156 to 157 s with 4 and 161 s with 5 (more workers, more of the CPU
+    each spends starting). ``PYTEST_XDIST_AUTO_NUM_WORKERS`` overrides it."""
     if chosen := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(chosen)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cores + 1
+    return cores + 2
 
 
 def pytest_addoption(parser):

@@ -1,5 +1,5 @@
-"""How ``./dev test`` spreads the suite over the cores: each integration module stays on one worker, and the
-longest work is handed out first.
+"""How ``./dev test`` spreads the suite over the cores: each integration module stays on one worker, the tests that
+synthesize stacks share one, and the longest work is handed out first.
 
 An integration module deploys its local cloud once, in a module-scoped fixture. If its tests were spread over
 the workers, each worker would deploy it again (and a module that times something, like the benchmark's, would
@@ -18,6 +18,7 @@ from pathlib import Path
 import tests.conftest as suite
 
 suite.INTEGRATION = Path(__file__).parent / "{integration}"  # group these modules as the suite groups tests/integration
+suite.SYNTHESIZING = (Path(__file__).parent / "stacks",)  # and these as it groups its synthesizing tests
 pytest_collection_modifyitems = suite.pytest_collection_modifyitems
 """
 MODULE = """
@@ -33,6 +34,17 @@ def deployment():
 @pytest.mark.parametrize("step", range(6))
 def test_step(deployment, step):
     pass
+"""
+SYNTHESIZING = """
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("step", range(6))
+def test_step(step):
+    with open("workers", "a") as workers:
+        workers.write(os.environ["PYTEST_XDIST_WORKER"] + "\\n")
 """
 SHARDED = """
 import pytest
@@ -52,17 +64,29 @@ def test_an_integration_module_is_set_up_once_on_one_worker(tmp_path):
     assert sorted((tmp_path / "deployments").read_text().split()) == names, result
 
 
-def test_sharded_integration_tests_come_first_and_the_other_tests_last(tmp_path):
-    (tmp_path / "integration").mkdir()
+def test_the_synthesizing_tests_share_one_worker(tmp_path):
+    (tmp_path / "stacks").mkdir()
+    for name in ("stack", "constructs"):
+        (tmp_path / "stacks" / f"test_{name}.py").write_text(SYNTHESIZING)
+    result = pytest_in(tmp_path, "integration", "-n", "2", "--dist", "loadgroup", "--no-loadscope-reorder")
+    workers = (tmp_path / "workers").read_text().split()
+    assert len(workers) == 12 and len(set(workers)) == 1, result
+
+
+def test_sharded_integration_tests_come_first_then_the_synthesizing_tests_and_the_other_tests_last(tmp_path):
+    for directory in ("integration", "stacks"):
+        (tmp_path / directory).mkdir()
     (tmp_path / "test_unit.py").write_text("def test_unit():\n    pass\n")
     (tmp_path / "integration" / "test_module.py").write_text("def test_in_module():\n    pass\n")
     (tmp_path / "integration" / "test_sharded.py").write_text(SHARDED)
+    (tmp_path / "stacks" / "test_stack.py").write_text("def test_stack():\n    pass\n")
 
     collected = pytest_in(tmp_path, "integration", "--collect-only").splitlines()
 
-    assert collected[:4] == [
+    assert collected[:5] == [
         "integration/test_sharded.py::test_shard[0]",
         "integration/test_sharded.py::test_shard[1]",
+        "stacks/test_stack.py::test_stack",
         "integration/test_module.py::test_in_module",
         "test_unit.py::test_unit",
     ]
