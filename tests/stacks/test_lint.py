@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import aws_sqs as sqs
-from cfnlint.api import lint
 
 from saga.node import find_node
 from saga.synth import ROOT, cached_assembly
@@ -24,7 +23,10 @@ ASL_VALIDATOR = ROOT / "node_modules" / "asl-validator" / "dist" / "bin" / "asl-
 
 
 def _cfn_lint_errors(template: dict) -> list[str]:
-    """cfn-lint's errors (rule ids E...); warnings and informational findings are not failures."""
+    """cfn-lint's errors (rule ids E...); warnings and informational findings are not failures. Imported here, on
+    the one worker that lints: cfn-lint takes half a second to import (sympy, networkx)."""
+    from cfnlint.api import lint
+
     return [str(match) for match in lint(json.dumps(template)) if match.rule.id.startswith("E")]
 
 
