@@ -22,25 +22,37 @@ from saga.synth import cached_assembly
 FIGURES = pytest.StashKey[Counter]()
 INTEGRATION = Path(__file__).parent / "integration"
 SYNTHESIZING = (Path(__file__).parent / "stacks", Path(__file__).parent / "test_fourth_service.py")
+# The integration modules that take 25 s or more on 2 cores, longest first: handed out before the others.
+LONGEST = (
+    "test_designs.py",
+    "bench/test_bench.py",
+    "test_contention.py",
+    "test_uncatchable_ends.py",
+    "saga/test_cli.py",
+)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups, in the same hook
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark and group the integration tests and the synthesizing ones, and put the longest work first:
-    pytest-xdist hands out groups in this order (pyproject.toml turns its reordering off), so the hundreds of short
-    tests fill the end instead of a reliability shard (half a minute or more) starting last."""
-    starts = {}
+    pytest-xdist hands out groups in this order (pyproject.toml turns its reordering off). The synthesizing tests
+    (about 25 s, mostly CPU) start beside the reliability shards, which mostly wait on timeouts; then the longest
+    integration modules, then the others; the hundreds of short tests fill the end, so that no half-minute group
+    starts last."""
+    starts: dict[str, tuple[int, int]] = {}
     for item in items:
         if INTEGRATION in item.path.parents:
             item.add_marker(pytest.mark.integration)
-            sharded = item.get_closest_marker("xdist_group") is not None
-            if not sharded:
-                item.add_marker(pytest.mark.xdist_group(item.path.relative_to(INTEGRATION).as_posix()))
-            starts[item.nodeid] = 0 if sharded else 2
+            module = item.path.relative_to(INTEGRATION).as_posix()
+            if item.get_closest_marker("xdist_group") is not None:  # a shard
+                starts[item.nodeid] = (1, 0)
+            else:
+                item.add_marker(pytest.mark.xdist_group(module))
+                starts[item.nodeid] = (2, LONGEST.index(module)) if module in LONGEST else (3, 0)
         elif any(path == item.path or path in item.path.parents for path in SYNTHESIZING):
             item.add_marker(pytest.mark.xdist_group("synthesizing"))
-            starts[item.nodeid] = 1  # about 25 s on one worker, the longest group after the shards
-    items.sort(key=lambda item: starts.get(item.nodeid, 3))
+            starts[item.nodeid] = (0, 0)
+    items.sort(key=lambda item: starts.get(item.nodeid, (4, 0)))
 
 
 def pytest_xdist_auto_num_workers(config) -> int:

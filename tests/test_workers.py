@@ -19,6 +19,7 @@ import tests.conftest as suite
 
 suite.INTEGRATION = Path(__file__).parent / "{integration}"  # group these modules as the suite groups tests/integration
 suite.SYNTHESIZING = (Path(__file__).parent / "stacks",)  # and these as it groups its synthesizing tests
+suite.LONGEST = ("test_longest.py", "test_long.py")
 pytest_collection_modifyitems = suite.pytest_collection_modifyitems
 """
 MODULE = """
@@ -73,21 +74,24 @@ def test_the_synthesizing_tests_share_one_worker(tmp_path):
     assert len(workers) == 12 and len(set(workers)) == 1, result
 
 
-def test_sharded_integration_tests_come_first_then_the_synthesizing_tests_and_the_other_tests_last(tmp_path):
+def test_the_synthesizing_tests_come_first_then_the_shards_the_longest_modules_and_the_short_tests_last(tmp_path):
     for directory in ("integration", "stacks"):
         (tmp_path / directory).mkdir()
     (tmp_path / "test_unit.py").write_text("def test_unit():\n    pass\n")
-    (tmp_path / "integration" / "test_module.py").write_text("def test_in_module():\n    pass\n")
+    for name in ("a_module", "long", "longest"):
+        (tmp_path / "integration" / f"test_{name}.py").write_text(f"def test_in_{name}():\n    pass\n")
     (tmp_path / "integration" / "test_sharded.py").write_text(SHARDED)
     (tmp_path / "stacks" / "test_stack.py").write_text("def test_stack():\n    pass\n")
 
     collected = pytest_in(tmp_path, "integration", "--collect-only").splitlines()
 
-    assert collected[:5] == [
+    assert collected[:7] == [
+        "stacks/test_stack.py::test_stack",
         "integration/test_sharded.py::test_shard[0]",
         "integration/test_sharded.py::test_shard[1]",
-        "stacks/test_stack.py::test_stack",
-        "integration/test_module.py::test_in_module",
+        "integration/test_longest.py::test_in_longest",
+        "integration/test_long.py::test_in_long",
+        "integration/test_a_module.py::test_in_a_module",
         "test_unit.py::test_unit",
     ]
 
