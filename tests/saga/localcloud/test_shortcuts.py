@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import boto3
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.core import responses as moto_responses
 from moto.core.serialize import XFormedAttributePicker, get_serializer_class
 from moto.core.utils import get_service_model, iso_8601_datetime_with_milliseconds, utcnow
@@ -165,3 +166,15 @@ def test_moto_lists_every_region_botocore_knows_and_later_makes_its_own_sessions
         for region in session.get_available_regions("ec2", partition_name=partition)
     ]
     assert listed == [*botocore_knows, "later sessions: boto3's"]
+
+
+def test_a_template_reads_the_same(assembly):
+    """The app's synthesized template (JSON) and a YAML one, with a tag moto's YAML loader resolves."""
+    templates = [
+        (assembly.directory / f"{assembly.stack_name}.template.json").read_text(),
+        "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\nOutputs:\n  Url:\n    Value: !Ref Queue\n",
+    ]
+    plain = [CloudFormationStack.parse_template(template) for template in templates]
+    with shortcuts():
+        assert [CloudFormationStack.parse_template(template) for template in templates] == plain
+    assert plain[1]["Outputs"]["Url"]["Value"] == {"Ref": "Queue"}
