@@ -1,5 +1,6 @@
 """The local cloud's shortcuts in moto (``moto_patches.shortcuts``) answer exactly what moto answers without them,
-byte for byte."""
+byte for byte; and the region list moto reads at import, with one botocore session since ``saga.localcloud``
+imports it, is the one botocore knows."""
 
 import subprocess
 import sys
