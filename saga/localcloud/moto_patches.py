@@ -86,6 +86,7 @@ from moto.core.utils import iso_8601_datetime_without_milliseconds, method_names
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, TransactionCanceledException
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler
 from moto.events.models import EventBus, EventTemplateParser, Rule, events_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -1174,6 +1175,7 @@ def _take_shortcuts(undo: ExitStack) -> None:
     _find_members_of_dicts_once(undo)
     _convert_each_timestamp_once(undo)
     _parse_json_templates_as_json(undo)
+    _parse_each_update_expression_once(undo)
 
 
 def _list_method_names_once(undo: ExitStack) -> None:
@@ -1253,6 +1255,21 @@ def _parse_json_templates_as_json(undo: ExitStack) -> None:
             return read_yaml(template)
 
     _replace(undo, CloudFormationStack, "parse_template", staticmethod(parse_template))
+
+
+def _parse_each_update_expression_once(undo: ExitStack) -> None:
+    """moto parses an UpdateExpression twice per UpdateItem (to list the names and values it uses, then to apply
+    it), with its pure-Python tokenizer and parser, inside the lock that serializes DynamoDB requests: with 4
+    bookings in flight, a sixth of the local cloud's CPU, and a queue on that lock. The tree a parse makes is only
+    read (moto validates and applies a deep copy of it), so each expression text is parsed once; a malformed one
+    still raises on every request, since a failed parse is not remembered."""
+    make = UpdateExpressionParser.__dict__["make"].__func__
+
+    @functools.lru_cache(maxsize=256)
+    def parse(expression: str) -> Any:
+        return make(UpdateExpressionParser, expression)
+
+    _replace(undo, UpdateExpressionParser, "make", classmethod(lambda cls, expression: parse(expression)))
 
 
 def _cache_parsed_definitions(undo: ExitStack) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
+from botocore.exceptions import ClientError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from moto import mock_aws
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.core import responses as moto_responses
 from moto.core.serialize import XFormedAttributePicker, get_serializer_class
@@ -179,3 +181,67 @@ def test_a_template_reads_the_same(assembly):
     with shortcuts():
         assert [CloudFormationStack.parse_template(template) for template in templates] == plain
     assert plain[1]["Outputs"]["Url"]["Value"] == {"Ref": "Queue"}
+
+
+UPDATES = [  # (UpdateExpression, its values): what the handlers write, and the other kinds of action and operand
+    ("SET started_at = if_not_exists(started_at, :now)", {":now": {"S": "2026-11-29T00:00:00Z"}}),
+    ("SET available = available - :n, held = held + :n", {":n": {"N": "2"}}),
+    ("ADD seen :one REMOVE gone", {":one": {"N": "1"}}),
+    (
+        "SET tags = list_append(if_not_exists(tags, :empty), :tag), nested.#k = :tag",
+        {
+            ":empty": {"L": []},
+            ":tag": {"L": [{"S": "x"}]},
+        },
+    ),
+    ("SET available = :n, held = :n, nested = :map", {":n": {"N": "10"}, ":map": {"M": {}}}),
+    ("SET available = available +", {}),  # malformed: refused each time
+]
+
+
+def changed(value: object) -> object:
+    """The same values, each number 3 more and each string longer: a parse remembered must not keep the old ones."""
+    if isinstance(value, dict):
+        return {
+            key: str(int(item) + 3) if key == "N" else f"{item}!" if key == "S" else changed(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [changed(item) for item in value]
+    return value
+
+
+def updates_applied() -> list[object]:
+    """``UPDATES`` applied to one item in moto's DynamoDB, then again with other values: each answer or error."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        seen: list[object] = []
+        for expression, values in [
+            *UPDATES[-2:],
+            *UPDATES,
+            *((expression, changed(values)) for expression, values in UPDATES),
+        ]:
+            update = {"UpdateExpression": expression, "ReturnValues": "ALL_NEW"}
+            if values:
+                update["ExpressionAttributeValues"] = values
+            if "#k" in expression:
+                update["ExpressionAttributeNames"] = {"#k": "k"}
+            try:
+                seen.append(client.update_item(TableName="t", Key={"pk": {"S": "a"}}, **update)["Attributes"])
+            except ClientError as error:
+                seen.append(error.response["Error"])
+        return seen
+
+
+def test_update_expressions_apply_the_same():
+    plain = updates_applied()
+    with shortcuts():
+        assert updates_applied() == plain
+    assert plain[-1]["Code"] == "ValidationException"
+    assert plain[-2]["available"] == {"N": "13"}  # the second values, not the first
