@@ -61,7 +61,7 @@ import logging
 import threading
 import time
 import types
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import IO, Any, NamedTuple, cast
@@ -84,6 +84,7 @@ from moto.core.responses import ActionResult
 from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, AttributePicker, TimestampSerializer
 from moto.core.utils import iso_8601_datetime_without_milliseconds, method_names_from_class, utcfromtimestamp, utcnow
 from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.comparisons import ConditionExpressionParser
 from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, TransactionCanceledException
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
@@ -1176,6 +1177,7 @@ def _take_shortcuts(undo: ExitStack) -> None:
     _convert_each_timestamp_once(undo)
     _parse_json_templates_as_json(undo)
     _parse_each_update_expression_once(undo)
+    _lex_each_condition_expression_once(undo)
 
 
 def _list_method_names_once(undo: ExitStack) -> None:
@@ -1270,6 +1272,24 @@ def _parse_each_update_expression_once(undo: ExitStack) -> None:
         return make(UpdateExpressionParser, expression)
 
     _replace(undo, UpdateExpressionParser, "make", classmethod(lambda cls, expression: parse(expression)))
+
+
+def _lex_each_condition_expression_once(undo: ExitStack) -> None:
+    """moto splits a ConditionExpression into tokens by trying up to six regular expressions on each (fetched from
+    ``re``'s cache every time), twice per write that has one (to check the names it uses, then to evaluate it):
+    about half of parsing it, and each of the handlers' transactions holds two. The tokens depend only on the text,
+    and the parse reads them without changing them (it builds new nodes), so each text is split once; the names and
+    values are still put in on every parse, and a text that cannot be split still raises every time."""
+    lex = ConditionExpressionParser.__dict__["_lex_condition_expression"]
+
+    @functools.lru_cache(maxsize=256)
+    def split(text: str | None) -> tuple:
+        return tuple(lex(ConditionExpressionParser(text, None, None)))  # the text is all that splitting reads
+
+    def lex_once(self: ConditionExpressionParser) -> deque:
+        return deque(split(self.condition_expression))
+
+    _replace(undo, ConditionExpressionParser, "_lex_condition_expression", lex_once)
 
 
 def _cache_parsed_definitions(undo: ExitStack) -> None:

@@ -245,3 +245,61 @@ def test_update_expressions_apply_the_same():
         assert updates_applied() == plain
     assert plain[-1]["Code"] == "ValidationException"
     assert plain[-2]["available"] == {"N": "13"}  # the second values, not the first
+
+
+ITEM = {"pk": {"S": "a"}, "stock": {"N": "5"}, "tag": {"S": "x"}}
+CONDITIONS = [  # (ConditionExpression, its names, its values), each on ITEM: true with these values, false when changed
+    ("attribute_exists(pk) AND stock >= :n", {}, {":n": {"N": "3"}}),
+    ("#s > :n OR begins_with(tag, :p)", {"#s": "stock"}, {":n": {"N": "4"}, ":p": {"S": "x"}}),
+    ("stock BETWEEN :lo AND :hi AND size(tag) = :one", {}, {":lo": {"N": "1"}, ":hi": {"N": "5"}, ":one": {"N": "1"}}),
+    ("NOT (stock IN (:a, :b))", {}, {":a": {"N": "2"}, ":b": {"N": "3"}}),
+]
+MALFORMED = ("stock >> :n", {}, {":n": {"N": "1"}})
+
+
+def conditions_checked() -> list[object]:
+    """``CONDITIONS`` on ``ITEM`` in moto's DynamoDB, as a PutItem's and as a transaction's condition, then again with
+    other values: each answer or error."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.put_item(TableName="t", Item=ITEM)
+        seen: list[object] = []
+        for expression, names, values in [
+            MALFORMED,
+            *CONDITIONS,
+            *((expression, names, changed(values)) for expression, names, values in CONDITIONS),
+            MALFORMED,
+        ]:
+            condition = {"ConditionExpression": expression, "ExpressionAttributeValues": values}
+            if names:
+                condition["ExpressionAttributeNames"] = names
+            writes = {
+                "put_item": {"TableName": "t", "Item": ITEM, **condition},
+                "transact_write_items": {
+                    "TransactItems": [{"ConditionCheck": {"TableName": "t", "Key": {"pk": ITEM["pk"]}, **condition}}]
+                },
+            }
+            for operation, request in writes.items():
+                try:
+                    getattr(client, operation)(**request)
+                    seen.append("written")
+                except ClientError as error:
+                    seen.append(error.response["Error"]["Code"])
+                except ValueError as error:  # how moto refuses a text it cannot parse, in process
+                    seen.append(f"ValueError: {error}")
+        return seen
+
+
+def test_conditions_decide_the_same():
+    plain = conditions_checked()
+    with shortcuts():
+        assert conditions_checked() == plain
+    assert plain[:2] == plain[-2:] == ["ValueError: Bad comparison stock > >"] * 2
+    assert plain[2:10] == ["written"] * 8
+    assert plain[10:18] == ["ConditionalCheckFailedException", "TransactionCanceledException"] * 4
