@@ -4,8 +4,11 @@ imports it, is the one botocore knows."""
 
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -183,6 +186,20 @@ def test_a_template_reads_the_same(assembly):
     assert plain[1]["Outputs"]["Url"]["Value"] == {"Ref": "Queue"}
 
 
+@contextmanager
+def one_table() -> Iterator[Any]:
+    """moto's DynamoDB in this process, with one table ``t`` keyed by the string ``pk``: a client of it."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+
+
 UPDATES = [  # (UpdateExpression, its values): what the handlers write, and the other kinds of action and operand
     ("SET started_at = if_not_exists(started_at, :now)", {":now": {"S": "2026-11-29T00:00:00Z"}}),
     ("SET available = available - :n, held = held + :n", {":n": {"N": "2"}}),
@@ -213,14 +230,7 @@ def changed(value: object) -> object:
 
 def updates_applied() -> list[object]:
     """``UPDATES`` applied to one item in moto's DynamoDB, then again with other values: each answer or error."""
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with one_table() as client:
         seen: list[object] = []
         for expression, values in [
             *UPDATES[-2:],
@@ -260,14 +270,7 @@ MALFORMED = ("stock >> :n", {}, {":n": {"N": "1"}})
 def conditions_checked() -> list[object]:
     """``CONDITIONS`` on ``ITEM`` in moto's DynamoDB, as a PutItem's and as a transaction's condition, then again with
     other values: each answer or error."""
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="t",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with one_table() as client:
         client.put_item(TableName="t", Item=ITEM)
         seen: list[object] = []
         for expression, names, values in [
