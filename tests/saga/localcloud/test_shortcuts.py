@@ -291,7 +291,7 @@ def conditions_checked() -> list[object]:
             for operation, request in writes.items():
                 try:
                     getattr(client, operation)(**request)
-                    seen.append("written")
+                    seen.append("accepted")
                 except ClientError as error:
                     seen.append(error.response["Error"]["Code"])
                 except ValueError as error:  # how moto refuses a text it cannot parse, in process
@@ -304,5 +304,5 @@ def test_conditions_decide_the_same():
     with shortcuts():
         assert conditions_checked() == plain
     assert plain[:2] == plain[-2:] == ["ValueError: Bad comparison stock > >"] * 2
-    assert plain[2:10] == ["written"] * 8
+    assert plain[2:10] == ["accepted"] * 8
     assert plain[10:18] == ["ConditionalCheckFailedException", "TransactionCanceledException"] * 4
