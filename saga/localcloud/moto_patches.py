@@ -37,6 +37,9 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
 - DynamoDB refuses to write an item while a TransactWriteItems is in progress on it: another transaction is
   cancelled with TransactionConflict on that item, and a PutItem, UpdateItem or DeleteItem fails with
   TransactionConflictException; neither writes anything (``_conflict_with_transactions_in_progress``);
+- DynamoDB refuses a ConditionExpression or a Query's FilterExpression it cannot parse with ValidationException
+  (HTTP 400), writing nothing (``_refuse_unparsable_expressions``), where moto's server answered 500, which SDKs
+  retry;
 - CloudFormation's Ref of an ``AWS::Events::EventBus`` is its name
   (``_refer_to_event_buses_by_name``), so rules land on the stack's bus, and
   ``AWS::Lambda::EventInvokeConfig`` is deployed (``_deploy_event_invoke_configs``):
@@ -85,7 +88,12 @@ from moto.core.serialize import DEFAULT_ALIAS_PROVIDERS, AttributePicker, Timest
 from moto.core.utils import iso_8601_datetime_without_milliseconds, method_names_from_class, utcfromtimestamp, utcnow
 from moto.dynamodb import models as dynamodb_models
 from moto.dynamodb.comparisons import ConditionExpressionParser
-from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException, TransactionCanceledException
+from moto.dynamodb.exceptions import (
+    ERROR_TYPE_PREFIX,
+    DynamodbException,
+    MockValidationException,
+    TransactionCanceledException,
+)
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoHandler
@@ -385,6 +393,7 @@ def applied(
             _transact_without_copying_tables(undo)
             _query_one_partition(undo)
             _conflict_with_transactions_in_progress(transactions, undo)
+            _refuse_unparsable_expressions(undo)
             _parse_definitions_apart(undo)
             _list_moto_modules_once(undo)
             _take_shortcuts(undo)
@@ -1478,6 +1487,45 @@ def _conflict_with_transactions_in_progress(transactions: TransactionHolds, undo
     ):
         _replace(undo, DynamoHandler, action, refusing(operation, DynamoHandler.__dict__[action], item_of))
     _replace(undo, DynamoHandler, "call_action", _call_action)
+
+
+class _UnparsableExpression(ValueError):
+    """What moto's expression parser raises, told apart from other ValueErrors (still one, for moto's own catches)."""
+
+
+def _refuse_unparsable_expressions(undo: ExitStack) -> None:
+    """DynamoDB answers a ConditionExpression or FilterExpression it cannot parse with ValidationException, HTTP 400
+    ("Invalid ConditionExpression: Syntax error; ..."), and writes nothing (CommonErrors.html). moto's parser raises
+    a ValueError that PutItem, UpdateItem, DeleteItem, TransactWriteItems and Query let through, so its server
+    answered 500, which SDKs retry as if DynamoDB were failing. Here they answer ValidationException, with moto's
+    own account of the error after "Syntax error;" (DynamoDB names the token and the text near it instead). moto
+    parses every condition before it writes, so nothing is written either way; Scan already answered 400."""
+    parse = ConditionExpressionParser.__dict__["parse"]
+
+    def parse_or_refuse(self: ConditionExpressionParser) -> Any:
+        try:
+            return parse(self)
+        except ValueError as error:
+            raise _UnparsableExpression(str(error)) from error
+
+    def refusing(action: Callable[[Any], Any], expression: str) -> Callable[[Any], Any]:
+        def refuse_if_unparsable(self) -> Any:
+            try:
+                return action(self)
+            except _UnparsableExpression as error:
+                raise MockValidationException(f"Invalid {expression}: Syntax error; {error}") from error
+
+        return refuse_if_unparsable
+
+    _replace(undo, ConditionExpressionParser, "parse", parse_or_refuse)
+    for action, expression in (
+        ("put_item", "ConditionExpression"),
+        ("update_item", "ConditionExpression"),
+        ("delete_item", "ConditionExpression"),
+        ("transact_write_items", "ConditionExpression"),
+        ("query", "FilterExpression"),
+    ):
+        _replace(undo, DynamoHandler, action, refusing(DynamoHandler.__dict__[action], expression))
 
 
 def _item_id(backend: Any, table_name: Any, attributes: Any) -> tuple[str, str, str, str] | None:

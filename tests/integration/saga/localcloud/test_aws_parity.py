@@ -726,6 +726,62 @@ def test_a_single_item_write_to_an_item_a_transaction_holds_fails_with_transacti
     assert value_of(cloud, items, "seat") == "late"
 
 
+def test_an_expression_dynamodb_cannot_parse_is_refused_with_validation_exception(cloud, items):
+    """https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/CommonErrors.html: ValidationException, "the
+    input fails to satisfy the constraints specified by an AWS service", HTTP 400; DynamoDB names it "Invalid
+    ConditionExpression: Syntax error; ..." for a condition it cannot parse, and "Invalid FilterExpression: ..."
+    for a Query's filter (Expressions.ConditionExpressions.html gives the syntax both follow). A client error:
+    botocore does not retry it, and nothing is written. moto's server answered 500 (retried, as if DynamoDB were
+    failing)."""
+    dynamodb = cloud.client("dynamodb")
+    dynamodb.put_item(TableName=items, Item=item("seat", "before"))
+    key = {"pk": {"S": "seat"}}
+    malformed = {"ConditionExpression": "#value >> :before", "ExpressionAttributeNames": {"#value": "value"}}
+    before = {":before": {"S": "before"}}
+    writes = {
+        "PutItem": lambda: dynamodb.put_item(
+            TableName=items, Item=item("seat", "put"), ExpressionAttributeValues=before, **malformed
+        ),
+        "UpdateItem": lambda: dynamodb.update_item(
+            TableName=items,
+            Key=key,
+            UpdateExpression="SET #value = :after",
+            ExpressionAttributeValues={**before, ":after": {"S": "updated"}},
+            **malformed,
+        ),
+        "DeleteItem": lambda: dynamodb.delete_item(
+            TableName=items, Key=key, ExpressionAttributeValues=before, **malformed
+        ),
+        "TransactWriteItems": lambda: dynamodb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": items, "Item": item("other", "transacted")}},
+                {"ConditionCheck": {"TableName": items, "Key": key, "ExpressionAttributeValues": before, **malformed}},
+            ]
+        ),
+        "Query": lambda: dynamodb.query(
+            TableName=items,
+            KeyConditionExpression="pk = :pk",
+            FilterExpression=malformed["ConditionExpression"],
+            ExpressionAttributeNames=malformed["ExpressionAttributeNames"],
+            ExpressionAttributeValues={**before, ":pk": key["pk"]},
+        ),
+    }
+    for operation, write in writes.items():
+        with pytest.raises(ClientError) as refused:
+            write()
+        response = refused.value.response
+        expression = "FilterExpression" if operation == "Query" else "ConditionExpression"
+        assert response["Error"]["Code"] == "ValidationException", operation
+        assert response["Error"]["Message"].startswith(f"Invalid {expression}: Syntax error; "), operation
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert response["ResponseMetadata"]["RetryAttempts"] == 0
+    assert value_of(cloud, items, "seat") == "before"
+    assert value_of(cloud, items, "other") is None
+    well_formed = malformed | {"ConditionExpression": "#value = :before"}  # evaluated as usual
+    dynamodb.put_item(TableName=items, Item=item("seat", "put"), ExpressionAttributeValues=before, **well_formed)
+    assert value_of(cloud, items, "seat") == "put"
+
+
 def bus_to_queue(cloud, name: str, pattern: dict, **target) -> tuple[str, str]:
     """A new event bus with one rule sending what matches ``pattern`` to a new queue: the bus's ARN, the queue's URL."""
     events = cloud.client("events")
