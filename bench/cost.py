@@ -71,11 +71,18 @@ class StateUse:
 
 
 def _recorder(session: Session, action: str) -> str:
-    """moto's request recorder, through its server API (the recording file is ``MOTO_RECORDER_FILEPATH``)."""
-    url = f"{session.cloud.endpoint_url}/moto-api/recorder/{action}-recording"
-    request = urllib.request.Request(url, method="GET" if action == "download" else "POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.read().decode()
+    """moto's request recorder, through its server API (the recording file is ``MOTO_RECORDER_FILEPATH``).
+
+    Both of the local cloud's processes record, DynamoDB's too (``table_process``), each request as it arrives,
+    to the one file they share: a path runs one request at a time, so the file keeps their order."""
+    if action == "download":
+        url = f"{session.cloud.endpoint_url}/moto-api/recorder/download-recording"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.read().decode()
+    for endpoint_url in (session.cloud.endpoint_url, session.cloud.dynamodb_endpoint_url):
+        request = urllib.request.Request(f"{endpoint_url}/moto-api/recorder/{action}-recording", method="POST")
+        urllib.request.urlopen(request, timeout=30).close()
+    return ""
 
 
 def _recorded_requests(recording: str) -> list[tuple[str, str, dict]]:

@@ -98,7 +98,9 @@ def deployed(assembly: Path, **cloud_options: Any) -> Iterator[Session]:
         wait_scale=WAIT_SCALE, timeout_scale=TIMEOUT_SCALE, on_execution_end=finishes, **cloud_options
     ) as cloud:
         cloud.deploy(assembly, DEFAULT_STACK)
-        deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
+        deployment = find_deployment(
+            DEFAULT_STACK, endpoint_url=cloud.endpoint_url, dynamodb_endpoint_url=cloud.dynamodb_endpoint_url
+        )
         Ledger(deployment.table("flight"), "flight").stock(FLIGHT, STOCK)
         Ledger(deployment.table("hotel"), "hotel").stock(HOTEL, STOCK)
         yield Session(cloud, deployment, finishes, deployment.client("stepfunctions"), assembly)

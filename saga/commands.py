@@ -68,7 +68,12 @@ def local_up(args: Namespace, out: Output) -> ExitStatus:
             outputs = cloud.deploy(assembly, DEFAULT_STACK)
         for interpreter in cloud.interpreters:
             out.note(interpreter.describe())
-        deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url, services=args.services)
+        deployment = find_deployment(
+            DEFAULT_STACK,
+            endpoint_url=cloud.endpoint_url,
+            services=args.services,
+            dynamodb_endpoint_url=cloud.dynamodb_endpoint_url,
+        )
         loaded = load_into(deployment, catalog)
         for design in (CHOREOGRAPHY, ATOMIC):  # the same trip, the other two ways (saga ... --design)
             with out.progress(f"Deploying {DESIGNS[design].stack} into the local cloud"):

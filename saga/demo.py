@@ -31,7 +31,9 @@ def run_demo(out: Output) -> list[Outcome]:
             cloud.deploy(assembly, DEFAULT_STACK)
         for interpreter in cloud.interpreters:
             out.note(interpreter.describe())
-        deployment = find_deployment(DEFAULT_STACK, endpoint_url=cloud.endpoint_url)
+        deployment = find_deployment(
+            DEFAULT_STACK, endpoint_url=cloud.endpoint_url, dynamodb_endpoint_url=cloud.dynamodb_endpoint_url
+        )
         cloud.warm(functions(deployment.definition()))  # their cold starts overlap the seeding, not the bookings
         loaded = seed(deployment, load_catalog(SAMPLE_CATALOG))
         out.note(f"Loaded {len(loaded.changes)} flights and hotels from {SAMPLE_CATALOG.name}")

@@ -53,6 +53,7 @@ class Deployment:
     reconciler_failures_url: str  # the execution ends the reconciler could not finish
     api_url: str  # the booking HTTP API, as this deployment's callers reach it
     contract: Contract  # what the stack accepts (its BookingContract output)
+    dynamodb_endpoint_url: str | None = None  # where DynamoDB answers, if elsewhere (a local cloud's own process)
     _clients: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _creating: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     _tables: threading.local = field(default_factory=threading.local, compare=False, repr=False)
@@ -87,7 +88,8 @@ class Deployment:
         if name not in tables:
             with self._creating:
                 if "dynamodb-resource" not in self._clients:
-                    resource = self.session.resource("dynamodb", endpoint_url=self.endpoint_url)
+                    endpoint_url = self.dynamodb_endpoint_url or self.endpoint_url
+                    resource = self.session.resource("dynamodb", endpoint_url=endpoint_url)
                     self._clients["dynamodb-resource"] = resource
             tables[name] = self._clients["dynamodb-resource"].Table(name)
         return tables[name]
@@ -136,8 +138,11 @@ def find_deployment(
     region: str | None = None,
     profile: str | None = None,
     services: tuple[Service, ...] = SERVICES,
+    dynamodb_endpoint_url: str | None = None,
 ) -> Deployment:
-    """The stack's outputs, for a saga of these services (each one's table is an output)."""
+    """The stack's outputs, for a saga of these services (each one's table is an output). A local cloud serves
+    DynamoDB from a process of its own as well: ``dynamodb_endpoint_url`` reaches it there, sparing its endpoint
+    the forwarding."""
     session = session_for(endpoint_url, region, profile)
     cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
     try:
@@ -163,6 +168,7 @@ def find_deployment(
         reconciler_failures_url=outputs["ReconcilerFailuresUrl"],
         api_url=local_api_url(endpoint_url, outputs["ApiUrl"]) if endpoint_url else outputs["ApiUrl"],
         contract=Contract.from_json(json.loads(outputs["BookingContract"]), services),
+        dynamodb_endpoint_url=dynamodb_endpoint_url,
     )
 
 

@@ -34,6 +34,7 @@ from saga.localcloud import moto_patches
 from saga.localcloud.api_gateway import ApiGatewayMiddleware
 from saga.localcloud.interpreters import Interpreter, interpreter_for
 from saga.localcloud.lambda_runtime import LambdaRuntime
+from saga.localcloud.table_process import DynamoDBForwarder, TableProcess, refuse_lambdas
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -113,15 +114,21 @@ class LocalCloud:
         self._transactions = moto_patches.TransactionHolds(transaction_window)
         self._background = moto_patches.BackgroundWork()
         self._exit = ExitStack()
-        self.endpoint_url = ""
+        self.endpoint_url = ""  # every service's, DynamoDB's forwarded
+        self.dynamodb_endpoint_url = ""  # DynamoDB's own process (see ``table_process``)
         self._runtime: LambdaRuntime | None = None
+        self._tables = TableProcess(self._patched_for_tables, self._transactions)
         self.interpreters: set[Interpreter] = set()  # what runs the deployed functions (see ``interpreters``)
 
     def __enter__(self) -> "LocalCloud":
+        moto_patches.refuse_a_second_cloud()
         with self._exit as starting:
             workdir = Path(starting.enter_context(tempfile.TemporaryDirectory(prefix="localcloud-")))
             self._quiet_logs(starting)
             self._configure_moto(starting)
+            # DynamoDB's own process, forked before this cloud starts a thread (see ``table_process``).
+            starting.enter_context(self._tables)
+            self.dynamodb_endpoint_url = self._tables.endpoint_url
             port = self._start_server(starting)
             self.endpoint_url = f"http://127.0.0.1:{port}"
             # moto's Step Functions interpreter calls Lambda, SQS, DynamoDB at http://localhost:$MOTO_PORT.
@@ -129,6 +136,7 @@ class LocalCloud:
             runtime = LambdaRuntime(
                 workdir,
                 self.endpoint_url,
+                self.dynamodb_endpoint_url,
                 self._wait_scale,
                 self._timeout_scale,
                 self._log_dir,
@@ -145,6 +153,7 @@ class LocalCloud:
                     self._send_faults,
                     self._transactions,
                     self._background,
+                    create_tables_in=self._tables.create_table,
                     **self._patch_options,
                 )
             )
@@ -158,10 +167,11 @@ class LocalCloud:
         self._exit.close()
 
     def client(self, service: str):
-        """A boto3 client bound to the local cloud (region us-east-1, dummy credentials)."""
+        """A boto3 client bound to the local cloud (region us-east-1, dummy credentials); DynamoDB's calls the
+        process that serves it."""
         return boto3.client(
             service,
-            endpoint_url=self.endpoint_url,
+            endpoint_url=self.dynamodb_endpoint_url if service == "dynamodb" else self.endpoint_url,
             region_name=REGION,
             aws_access_key_id="local",
             aws_secret_access_key="local",
@@ -210,17 +220,19 @@ class LocalCloud:
     @property
     def transaction_window(self) -> float:
         """Seconds each DynamoDB transaction is in progress, holding its items; settable (0 turns conflicts off)."""
-        return self._transactions.window
+        return self._tables.transaction_window
 
     @transaction_window.setter
     def transaction_window(self, seconds: float) -> None:
-        self._transactions.window = seconds
+        if seconds < 0:
+            raise ValueError("a transaction's window cannot be negative")
+        self._tables.transaction_window = seconds
 
     def transaction_conflicts(self) -> dict[str, int]:
         """The DynamoDB requests refused so far because a transaction was in progress on one of their items, by
         operation: ``TransactWriteItems`` (cancelled with reason TransactionConflict), ``PutItem``, ``UpdateItem``
         and ``DeleteItem`` (TransactionConflictException)."""
-        return self._transactions.refused()
+        return self._tables.refused()
 
     def metric_total(self, name: str) -> float:
         """The sum of a metric the functions have published so far, as CloudWatch would add it up: the records in
@@ -290,13 +302,26 @@ class LocalCloud:
             ip_address="127.0.0.1",
             port=self._port,
             verbose=False,
-            middleware=lambda app: ApiGatewayMiddleware(app, ACCOUNT, REGION, self._call_lambda),
+            middleware=lambda app: ApiGatewayMiddleware(
+                DynamoDBForwarder(app, self.dynamodb_endpoint_url), ACCOUNT, REGION, self._call_lambda
+            ),
         )
         server.start()
         if server.bind_failed:
             raise taken
         starting.callback(server.stop)
         return server.get_host_and_port()[1]
+
+    def _patched_for_tables(self):
+        """The patches the DynamoDB process serves with: the same as this process's, Lambda aside."""
+        return moto_patches.applied(
+            refuse_lambdas,
+            self._wait_scale,
+            self._timeout_scale,
+            moto_patches.SendFaults(),
+            self._transactions,
+            moto_patches.BackgroundWork(),
+        )
 
     @staticmethod
     def _configure_moto(starting: ExitStack) -> None:

@@ -307,6 +307,7 @@ class LambdaRuntime:
         self,
         workdir: Path,
         endpoint_url: str,
+        dynamodb_endpoint_url: str,
         wait_scale: float,
         timeout_scale: float,
         log_dir: Path | None,
@@ -315,6 +316,7 @@ class LambdaRuntime:
     ):
         self._workdir = workdir
         self._endpoint_url = endpoint_url
+        self._dynamodb_endpoint_url = dynamodb_endpoint_url
         self._wait_scale = wait_scale
         self._timeout_scale = timeout_scale
         self._log_dir = log_dir
@@ -494,6 +496,7 @@ class LambdaRuntime:
             "AWS_REGION": spec.region,
             "AWS_DEFAULT_REGION": spec.region,
             "AWS_ENDPOINT_URL": self._endpoint_url,
+            "AWS_ENDPOINT_URL_DYNAMODB": self._dynamodb_endpoint_url,  # its own process (``table_process``)
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             # Nothing from the developer's own AWS setup (profiles, real credentials) may leak in.

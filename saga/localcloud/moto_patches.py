@@ -52,6 +52,9 @@ documents, each with a probe in tests/integration/saga/localcloud/test_aws_parit
 For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).
 
+DynamoDB is served by a process of its own (``table_process``), forked with these patches in place; in the local
+cloud's own process ``_create_tables_in`` creates each table CloudFormation creates there too.
+
 One more change has to run before moto is imported, so it lives in the package's ``__init__``: moto's EC2 region
 list (which its CloudFormation imports) is read with one botocore session (``_import_moto_regions_once``).
 """
@@ -141,6 +144,8 @@ from werkzeug.wsgi import LimitedStream
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
 Invoker = Callable[[Any, Any, Any, dict], bytes]
+# (resource name, resolved template resource, account, region): what moto's CloudFormation creates a table from.
+TableCreator = Callable[[str, dict, str, str], None]
 # Told each finished execution's ARN, once its status, output and stop date are recorded.
 ExecutionListener = Callable[[str], None]
 
@@ -162,7 +167,15 @@ _INTERPRETER_WAIT_SECONDS = 10
 _ENDED_EXECUTION_POLL_SECONDS = 0.02
 
 _active = threading.Lock()
+_ALREADY_RUNNING = "a LocalCloud is already running in this process (moto's state is process-wide)"
+
 _log = logging.getLogger(__name__)
+
+
+def refuse_a_second_cloud() -> None:
+    """Raise RuntimeError if a local cloud is running in this process: checked before anything is started for one."""
+    if _active.locked():
+        raise RuntimeError(_ALREADY_RUNNING)
 
 
 class KeepAliveRequestHandler(MotoRequestHandler):
@@ -358,6 +371,7 @@ def applied(
     cache_definitions: bool = True,
     reuse_clients: bool = True,
     on_execution_end: ExecutionListener | None = None,
+    create_tables_in: TableCreator | None = None,
 ) -> Iterator[None]:
     """Install every patch; only one local cloud per process, since moto's backends are process-wide.
 
@@ -369,9 +383,11 @@ def applied(
     every use,
     ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, each calling over HTTP, and
     ``on_execution_end`` hears of each finished execution: all three serve the benchmark (``python -m bench``).
+    ``create_tables_in`` creates each table CloudFormation creates in the process that serves DynamoDB as well
+    (``table_process``).
     """
     if not _active.acquire(blocking=False):
-        raise RuntimeError("a LocalCloud is already running in this process (moto's state is process-wide)")
+        raise RuntimeError(_ALREADY_RUNNING)
     try:
         with ExitStack() as undo:
             _run_lambdas_with(invoker, undo)
@@ -407,6 +423,8 @@ def applied(
                 _reuse_interpreter_clients(undo)
             if on_execution_end is not None:
                 _report_execution_ends(on_execution_end, undo)
+            if create_tables_in is not None:
+                _create_tables_in(create_tables_in, undo)
             yield
     finally:
         _active.release()
@@ -1392,6 +1410,19 @@ def _fill_heap_keys(node: Any, seen: set[int]) -> None:
         return
     for child in children:
         _fill_heap_keys(child, seen)
+
+
+def _create_tables_in(create_table: TableCreator, undo: ExitStack) -> None:
+    """CloudFormation creates a table in this process's moto, which resolves its Ref and GetAtt, but DynamoDB is
+    served by another process (``table_process``): the table is created there too, from the same resource."""
+    original = Table.__dict__["create_from_cloudformation_json"].__func__
+
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        table = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        create_table(resource_name, cloudformation_json, account_id, region_name)
+        return table
+
+    _replace(undo, Table, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
 
 
 def _serialize_dynamodb(undo: ExitStack) -> None:

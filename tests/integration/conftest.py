@@ -40,7 +40,9 @@ def cloud(assembly, request, lambda_logs):
 @pytest.fixture(scope="module")
 def deployment(cloud, assembly) -> Deployment:
     """The deployed saga, found by its stack outputs, with the sample catalog loaded."""
-    deployment = find_deployment(assembly.stack_name, endpoint_url=cloud.endpoint_url)
+    deployment = find_deployment(
+        assembly.stack_name, endpoint_url=cloud.endpoint_url, dynamodb_endpoint_url=cloud.dynamodb_endpoint_url
+    )
     seed(deployment, load_catalog(SAMPLE_CATALOG))
     return deployment
 

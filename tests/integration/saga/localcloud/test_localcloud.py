@@ -8,6 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -218,10 +219,32 @@ def test_the_real_handler_writes_the_item(cloud):
 
 def test_a_handlers_clients_take_its_functions_environment(cloud):
     """The fork server reads botocore's models once for every worker; each worker's clients still take their
-    endpoint and credentials from the function's environment."""
+    endpoint and credentials from the function's environment, where DynamoDB's is the process serving it."""
     answer, error = invoke(cloud, cloud.outputs["OtherArn"], {"id": "settings-1"})
     assert error is None
-    assert answer["client"] == [cloud.endpoint_url, "local"]
+    assert answer["client"] == [cloud.dynamodb_endpoint_url, "local"]
+
+
+def test_the_one_endpoint_forwards_dynamodb_to_its_process(cloud):
+    """The stack's tables live in DynamoDB's process; a client of the one endpoint reaches them there, and gets
+    DynamoDB's answers as that process gave them, errors included."""
+    table = cloud.outputs["TableName"]
+    forwarded = boto3.client(
+        "dynamodb",
+        endpoint_url=cloud.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    forwarded.put_item(TableName=table, Item={"pk": {"S": "forwarded-1"}, "who": {"S": "endpoint"}})
+    direct = cloud.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": "forwarded-1"}})
+    assert direct["Item"] == {"pk": {"S": "forwarded-1"}, "who": {"S": "endpoint"}}
+    with pytest.raises(ClientError) as refused:
+        forwarded.put_item(
+            TableName=table, Item={"pk": {"S": "forwarded-1"}}, ConditionExpression="attribute_not_exists(pk)"
+        )
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
 def test_a_handler_exception_is_the_error_name_the_catch_matches(cloud):

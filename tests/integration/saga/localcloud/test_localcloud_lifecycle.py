@@ -1,5 +1,6 @@
 """Starting and stopping the local cloud: clear errors, and nothing of it left behind in the process."""
 
+import multiprocessing
 import os
 import socket
 
@@ -19,8 +20,19 @@ def test_a_taken_port_is_reported():
 
 
 def test_only_one_cloud_runs_per_process():
-    with LocalCloud(), pytest.raises(RuntimeError, match="already running"), LocalCloud():
-        pass
+    with LocalCloud():
+        processes = multiprocessing.active_children()
+        with pytest.raises(RuntimeError, match="a LocalCloud is already running in this process"), LocalCloud():
+            pass
+        assert multiprocessing.active_children() == processes  # refused before it forked DynamoDB's process
+
+
+def test_dynamodb_runs_in_a_process_that_ends_with_the_cloud():
+    with LocalCloud() as cloud:
+        [process] = [child for child in multiprocessing.active_children() if child.name == "localcloud-dynamodb"]
+        assert cloud.dynamodb_endpoint_url not in ("", cloud.endpoint_url)
+        assert cloud.client("dynamodb").list_tables()["TableNames"] == []  # a clean account, served there
+    assert not process.is_alive()
 
 
 def test_moto_settings_are_restored_on_exit():
