@@ -53,7 +53,9 @@ For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).
 
 DynamoDB is served by a process of its own (``table_process``), forked with these patches in place; in the local
-cloud's own process ``_create_tables_in`` creates each table CloudFormation creates there too.
+cloud's own process ``_create_tables_in`` creates each table CloudFormation creates there too. To keep both
+processes small, ``_forget_models_read_for_region_lists`` lets go of the botocore models moto reads only to list a
+service's regions.
 
 One more change has to run before moto is imported, so it lives in the package's ``__init__``: moto's EC2 region
 list (which its CloudFormation imports) is read with one botocore session (``_import_moto_regions_once``).
@@ -84,6 +86,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.cloudformation.parsing import get_model_map
 from moto.core import responses as moto_responses
+from moto.core.base_backend import AccountSpecificBackend
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
@@ -1198,6 +1201,27 @@ def shortcuts() -> Iterator[None]:
         yield
 
 
+_MODEL_LOADS = ("load_service_model", "load_data_with_path")  # botocore loader methods whose results it keeps
+
+
+def _forget_models_read_for_region_lists(undo: ExitStack) -> None:
+    """A service's moto backend lists its regions through one boto3 session that moto keeps for the process, and
+    botocore finds them from the service's model, which that session's loader then keeps too: a third copy of each
+    model next to moto's own and the clients', about 28 MB over a deploy. The models it read go once the list is
+    made; the endpoints and partitions it reads them with stay."""
+    listed = AccountSpecificBackend.__dict__["_generate_regions"]  # moto's lru_cache of the lists
+
+    def _generate_regions(self, service_name: str) -> list[str]:
+        regions = listed(self, service_name)
+        cache = AccountSpecificBackend.get_session()._session.get_component("data_loader")._cache
+        models = [key for key in cache if key[0] in _MODEL_LOADS and any(str(arg).endswith("service-2") for arg in key)]
+        for key in models:
+            del cache[key]
+        return regions
+
+    _replace(undo, AccountSpecificBackend, "_generate_regions", _generate_regions)
+
+
 def _take_shortcuts(undo: ExitStack) -> None:
     _list_method_names_once(undo)
     _find_members_of_dicts_once(undo)
@@ -1205,6 +1229,7 @@ def _take_shortcuts(undo: ExitStack) -> None:
     _parse_json_templates_as_json(undo)
     _parse_each_update_expression_once(undo)
     _lex_each_condition_expression_once(undo)
+    _forget_models_read_for_region_lists(undo)
 
 
 def _list_method_names_once(undo: ExitStack) -> None:

@@ -16,10 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 from moto.cloudformation.models import Stack as CloudFormationStack
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core import responses as moto_responses
+from moto.core.base_backend import AccountSpecificBackend
 from moto.core.serialize import XFormedAttributePicker, get_serializer_class
 from moto.core.utils import get_service_model, iso_8601_datetime_with_milliseconds, utcnow
 from moto.dynamodb.responses import DynamoHandler
+from moto.sns.models import SNSBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from saga.localcloud.moto_patches import shortcuts
@@ -172,6 +175,22 @@ def test_moto_lists_every_region_botocore_knows_and_later_makes_its_own_sessions
         for region in session.get_available_regions("ec2", partition_name=partition)
     ]
     assert listed == [*botocore_knows, "later sessions: boto3's"]
+
+
+def test_a_backends_regions_are_listed_the_same_and_the_model_read_for_them_let_go():
+    def regions() -> list[str]:
+        return AccountSpecificBackend("sns", DEFAULT_ACCOUNT_ID, SNSBackend, True, None).regions
+
+    def models_kept() -> list[tuple]:
+        loads = AccountSpecificBackend.get_session()._session.get_component("data_loader")._cache
+        return [key for key in loads if key[0] in ("load_service_model", "load_data_with_path") and "sns" in key[1]]
+
+    plain = regions()
+    assert models_kept()  # moto's session keeps the model it read the list from
+    with shortcuts():
+        shortcut = regions()
+    assert shortcut == plain
+    assert models_kept() == []
 
 
 def test_a_template_reads_the_same(assembly):
