@@ -1,8 +1,11 @@
 """The loops people wait on: the test suite by group, the demo warm, and `saga local up`'s memory.
 
 Each runs as a person would run it, in a subprocess of this interpreter: ``python -m pytest``, ``python -m saga
-demo``, ``python -m saga local up``. Memory is the resident set of the local cloud's whole process tree (the
-server and its Lambda workers), read from /proc: idle after start, its peak while bookings run, and idle again.
+demo``, ``python -m saga local up``. Memory is what the local cloud's whole process tree (the server, its DynamoDB
+process and its Lambda workers) holds resident, read from /proc: idle after start, its peak while bookings run, and
+idle again. Forked processes share their parent's pages until one writes to them, so each process's share of a page
+is counted (PSS), which adds up to the tree's memory; their resident sets (RSS) added up count a shared page once
+per process, and are reported beside it.
 """
 
 import json
@@ -85,7 +88,7 @@ def local_up_memory(bookings: int, progress: Callable[[str], None]) -> dict:
     try:
         endpoint = json.loads(server.stdout.readline())["endpoint_url"]
         time.sleep(2)
-        idle = _tree_rss_mb(server.pid)
+        idle, idle_rss = _tree_memory_mb(server.pid)
         peak = _Peak(server.pid)
         deployment = find_deployment(endpoint_url=endpoint)
         ids = [f"memory-{n:04d}" for n in range(bookings)]
@@ -97,14 +100,15 @@ def local_up_memory(bookings: int, progress: Callable[[str], None]) -> dict:
                 wait_for(deployment, booking_id, timeout=60)
         peak.stop()
         time.sleep(KEEP_WARM_SECONDS * 2)  # the workers the bookings started are stopped again
-        return {"idle_mb": idle, "peak_mb": peak.value, "idle_after_mb": _tree_rss_mb(server.pid)}
+        idle_after, _ = _tree_memory_mb(server.pid)
+        return {"idle_mb": idle, "peak_mb": peak.value, "idle_after_mb": idle_after, "idle_rss_sum_mb": idle_rss}
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
 class _Peak:
-    """The largest resident set of a process tree, sampled every 50 ms until stopped."""
+    """The most memory a process tree held (PSS), sampled every 50 ms until stopped."""
 
     def __init__(self, pid: int):
         self.value = 0.0
@@ -114,15 +118,15 @@ class _Peak:
 
     def _sample(self, pid: int) -> None:
         while not self._stop.wait(0.05):
-            self.value = max(self.value, _tree_rss_mb(pid))
+            self.value = max(self.value, _tree_memory_mb(pid)[0])
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
 
-def _tree_rss_mb(pid: int) -> float:
-    """The resident memory of a process and all its descendants (Linux /proc)."""
+def _tree_memory_mb(pid: int) -> tuple[float, float]:
+    """The resident memory of a process and all its descendants (Linux /proc): their PSS and their RSS, summed."""
     children: dict[int, list[int]] = defaultdict(list)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -131,13 +135,15 @@ def _tree_rss_mb(pid: int) -> float:
             except (OSError, IndexError, ValueError):
                 continue
             children[parent].append(int(entry))
-    total, stack = 0, [pid]
+    pss = rss = 0
+    stack = [pid]
     while stack:
         current = stack.pop()
         stack.extend(children.get(current, []))
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-        except OSError:
+            lines = Path(f"/proc/{current}/smaps_rollup").read_text().splitlines()
+        except OSError:  # it ended meanwhile
             continue
-        total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-    return total / 1024
+        sizes = {name: int(value.split()[0]) for name, _, value in (line.partition(":") for line in lines[1:])}
+        pss, rss = pss + sizes["Pss"], rss + sizes["Rss"]
+    return pss / 1024, rss / 1024

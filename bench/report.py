@@ -166,8 +166,9 @@ def _loops(loops: dict) -> list[str]:
         memory = loops["memory"]
         lines += [
             "",
-            f"saga local up, resident memory of its process tree: {memory['idle_mb']:.0f} MB idle, "
-            f"{memory['peak_mb']:.0f} MB at peak while booking, {memory['idle_after_mb']:.0f} MB idle after",
+            f"saga local up, resident memory of its process tree (PSS): {memory['idle_mb']:.0f} MB idle, "
+            f"{memory['peak_mb']:.0f} MB at peak while booking, {memory['idle_after_mb']:.0f} MB idle after "
+            f"(their resident sets added up, a shared page once per process: {memory['idle_rss_sum_mb']:.0f} MB idle)",
         ]
     if "suite" in loops:
         suite = loops["suite"]
