@@ -1,4 +1,5 @@
-"""The embedded local cloud: moto as an HTTP server in this process, deploying a synthesized CDK app.
+"""The embedded local cloud: moto as an HTTP server in this process (DynamoDB in a forked one, see ``table_process``),
+deploying a synthesized CDK app.
 
 ``deploy`` does what ``cdk deploy`` does against a bootstrapped account: it
 uploads the cloud assembly's file assets to the bootstrap bucket and creates the

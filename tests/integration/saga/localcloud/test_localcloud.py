@@ -8,10 +8,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from saga.deployment import session_for
 from saga.localcloud import LocalCloud, LocalCloudError
 from saga.localcloud.interpreters import interpreter_for
 
@@ -229,13 +229,7 @@ def test_the_one_endpoint_forwards_dynamodb_to_its_process(cloud):
     """The stack's tables live in DynamoDB's process; a client of the one endpoint reaches them there, and gets
     DynamoDB's answers as that process gave them, errors included."""
     table = cloud.outputs["TableName"]
-    forwarded = boto3.client(
-        "dynamodb",
-        endpoint_url=cloud.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    forwarded = session_for(cloud.endpoint_url).client("dynamodb", endpoint_url=cloud.endpoint_url)
     forwarded.put_item(TableName=table, Item={"pk": {"S": "forwarded-1"}, "who": {"S": "endpoint"}})
     direct = cloud.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": "forwarded-1"}})
     assert direct["Item"] == {"pk": {"S": "forwarded-1"}, "who": {"S": "endpoint"}}
