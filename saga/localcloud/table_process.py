@@ -104,8 +104,12 @@ class TableProcess:
         if self._connection is None:
             raise RuntimeError("the DynamoDB process is not running")
         with self._lock:
-            self._connection.send(request)
-            return self._answer(self._connection.recv())
+            try:
+                self._connection.send(request)
+                reply = self._connection.recv()
+            except (EOFError, OSError):
+                raise RuntimeError("the local cloud's DynamoDB process has ended") from None
+        return self._answer(reply)
 
     @staticmethod
     def _answer(reply: tuple[str, Any]) -> Any:

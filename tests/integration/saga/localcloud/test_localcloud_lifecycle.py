@@ -35,6 +35,15 @@ def test_dynamodb_runs_in_a_process_that_ends_with_the_cloud():
     assert not process.is_alive()
 
 
+def test_a_dynamodb_process_that_died_is_reported():
+    with LocalCloud() as cloud:
+        [process] = [child for child in multiprocessing.active_children() if child.name == "localcloud-dynamodb"]
+        process.kill()
+        process.join()
+        with pytest.raises(RuntimeError, match="the local cloud's DynamoDB process has ended"):
+            cloud.transaction_conflicts()
+
+
 def test_moto_settings_are_restored_on_exit():
     config_before, port_before = dict(default_user_config), os.environ.get("MOTO_PORT")
     with LocalCloud() as cloud:
