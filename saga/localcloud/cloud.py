@@ -154,7 +154,7 @@ class LocalCloud:
                     self._send_faults,
                     self._transactions,
                     self._background,
-                    create_tables_in=self._tables.create_table,
+                    mirror_tables_in=self._tables.mirror,
                     **self._patch_options,
                 )
             )

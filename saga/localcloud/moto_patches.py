@@ -53,7 +53,8 @@ For tests, ``_fail_sqs_sends`` makes SendMessage requests to a queue fail as in
 an SQS outage (``LocalCloud.fail_sends``).
 
 DynamoDB is served by a process of its own (``table_process``), forked with these patches in place; in the local
-cloud's own process ``_create_tables_in`` creates each table CloudFormation creates there too. To keep both
+cloud's own process ``_mirror_tables_in`` creates and deletes each table CloudFormation creates and deletes there
+too. To keep both
 processes small, ``_forget_models_read_for_region_lists`` lets go of the botocore models moto reads only to list a
 service's regions.
 
@@ -147,8 +148,8 @@ from werkzeug.wsgi import LimitedStream
 
 # Runs a deployed function: (moto's LambdaFunction, request body, request headers, response headers) -> payload.
 Invoker = Callable[[Any, Any, Any, dict], bytes]
-# (resource name, resolved template resource, account, region): what moto's CloudFormation creates a table from.
-TableCreator = Callable[[str, dict, str, str], None]
+# (a Table classmethod of moto's CloudFormation, resource name, resolved template resource, account, region).
+TableMirror = Callable[[str, str, dict, str, str], None]
 # Told each finished execution's ARN, once its status, output and stop date are recorded.
 ExecutionListener = Callable[[str], None]
 
@@ -374,7 +375,7 @@ def applied(
     cache_definitions: bool = True,
     reuse_clients: bool = True,
     on_execution_end: ExecutionListener | None = None,
-    create_tables_in: TableCreator | None = None,
+    mirror_tables_in: TableMirror | None = None,
 ) -> Iterator[None]:
     """Install every patch; only one local cloud per process, since moto's backends are process-wide.
 
@@ -386,8 +387,8 @@ def applied(
     every use,
     ``reuse_clients=False`` leaves its interpreter making a boto3 client per call, each calling over HTTP, and
     ``on_execution_end`` hears of each finished execution: all three serve the benchmark (``python -m bench``).
-    ``create_tables_in`` creates each table CloudFormation creates in the process that serves DynamoDB as well
-    (``table_process``).
+    ``mirror_tables_in`` creates and deletes each table CloudFormation creates and deletes in the process that
+    serves DynamoDB as well (``table_process``).
     """
     if not _active.acquire(blocking=False):
         raise RuntimeError(_ALREADY_RUNNING)
@@ -426,8 +427,8 @@ def applied(
                 _reuse_interpreter_clients(undo)
             if on_execution_end is not None:
                 _report_execution_ends(on_execution_end, undo)
-            if create_tables_in is not None:
-                _create_tables_in(create_tables_in, undo)
+            if mirror_tables_in is not None:
+                _mirror_tables_in(mirror_tables_in, undo)
             yield
     finally:
         _active.release()
@@ -1437,17 +1438,25 @@ def _fill_heap_keys(node: Any, seen: set[int]) -> None:
         _fill_heap_keys(child, seen)
 
 
-def _create_tables_in(create_table: TableCreator, undo: ExitStack) -> None:
-    """CloudFormation creates a table in this process's moto, which resolves its Ref and GetAtt, but DynamoDB is
-    served by another process (``table_process``): the table is created there too, from the same resource."""
-    original = Table.__dict__["create_from_cloudformation_json"].__func__
+def _mirror_tables_in(mirror: TableMirror, undo: ExitStack) -> None:
+    """CloudFormation creates and deletes a table in this process's moto, which resolves its Ref and GetAtt, but
+    DynamoDB is served by another process (``table_process``): each is done there too, through the classmethods
+    moto's CloudFormation has for it (a stack's deletion calls the table's own ``delete``, which does what
+    ``delete_from_cloudformation_json`` does; moto's Table has no update, so a stack update changes neither)."""
+    create = Table.__dict__["create_from_cloudformation_json"].__func__
+    delete = Table.__dict__["delete"]
 
-    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-        table = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        create_table(resource_name, cloudformation_json, account_id, region_name)
+    def create_in_both(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        table = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        mirror("create_from_cloudformation_json", resource_name, cloudformation_json, account_id, region_name)
         return table
 
-    _replace(undo, Table, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json))
+    def delete_in_both(self, account_id: str, region_name: str) -> None:
+        delete(self, account_id, region_name)
+        mirror("delete_from_cloudformation_json", self.name, {}, account_id, region_name)
+
+    _replace(undo, Table, "create_from_cloudformation_json", classmethod(create_in_both))
+    _replace(undo, Table, "delete", delete_in_both)
 
 
 def _serialize_dynamodb(undo: ExitStack) -> None:

@@ -7,8 +7,8 @@ cloud forks a second process as it starts, moto and every patch in place, that s
 - the Lambda workers call it directly (``AWS_ENDPOINT_URL_DYNAMODB``), as do ``LocalCloud.client("dynamodb")`` and a
   ``Deployment`` found with its ``dynamodb_endpoint_url``;
 - any other caller still uses the one endpoint, which forwards DynamoDB's requests here (``DynamoDBForwarder``);
-- CloudFormation creates each table in both: in the first process, where its Ref and GetAtt are resolved, and
-  here, where it is read and written (``create_table``);
+- CloudFormation creates and deletes each table in both: in the first process, where its Ref and GetAtt are
+  resolved, and here, where it is read and written (``mirror``);
 - the transactions in progress, their window and the requests they refused live here (``transaction_window``,
   ``refused``).
 
@@ -85,9 +85,9 @@ class TableProcess:
                 self._process.kill()
                 self._process.join()
 
-    def create_table(self, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str) -> None:
-        """Create a table as moto's CloudFormation does, from its resolved template properties."""
-        self._call("create_table", resource_name, cloudformation_json, account_id, region_name)
+    def mirror(self, method: str, resource_name: str, cloudformation_json: dict, account_id: str, region: str) -> None:
+        """Create or delete a table here as moto's CloudFormation did (``method`` is its Table classmethod)."""
+        self._call("cloudformation", method, resource_name, cloudformation_json, account_id, region)
 
     @property
     def transaction_window(self) -> float:
@@ -156,8 +156,9 @@ def _serve(
 def _handle(request: tuple, transactions: TransactionHolds) -> tuple[str, Any]:
     action, *arguments = request
     try:
-        if action == "create_table":
-            Table.create_from_cloudformation_json(*arguments)
+        if action == "cloudformation":
+            method, *resource = arguments
+            getattr(Table, method)(*resource)
             return "ok", None
         if action == "transaction_window":
             if arguments:
