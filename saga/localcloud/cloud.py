@@ -225,8 +225,7 @@ class LocalCloud:
 
     @transaction_window.setter
     def transaction_window(self, seconds: float) -> None:
-        if seconds < 0:
-            raise ValueError("a transaction's window cannot be negative")
+        self._transactions.window = seconds  # checked here, where the error keeps its type; this copy kept in step
         self._tables.transaction_window = seconds
 
     def transaction_conflicts(self) -> dict[str, int]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
+from werkzeug.wrappers import Request
 
 from saga.localcloud.moto_patches import MotoServer, TransactionHolds
 
@@ -185,24 +186,19 @@ class DynamoDBForwarder:
     def __call__(self, environ, start_response):
         if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(self._TARGETS):
             return self._app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        path = environ.get("RAW_URI") or environ.get("PATH_INFO") or "/"
-        headers = {
-            key[5:].replace("_", "-").title(): value for key, value in environ.items() if key.startswith("HTTP_")
-        }
-        if environ.get("CONTENT_TYPE"):
-            headers["Content-Type"] = environ["CONTENT_TYPE"]
-        status, reason, response_headers, answer = self._forward(environ["REQUEST_METHOD"], path, body, headers)
+        request = Request(environ)
+        status, reason, response_headers, answer = self._forward(request)
         start_response(f"{status} {reason}", _end_to_end(response_headers))
         return [answer]
 
-    def _forward(self, method: str, path: str, body: bytes, headers: dict) -> tuple[int, str, list, bytes]:
+    def _forward(self, request: Request) -> tuple[int, str, list, bytes]:
         connection = getattr(self._connections, "connection", None)
         if connection is None:
             connection = self._connections.connection = http.client.HTTPConnection(self._address, timeout=300)
+        body = request.get_data()
+        headers = {**dict(_end_to_end(request.headers.items())), "Content-Length": str(len(body))}
         try:
-            connection.request(method, path, body, {**dict(_end_to_end(headers.items())), "Content-Length": len(body)})
+            connection.request(request.method, request.environ["RAW_URI"], body, headers)  # as the client sent it
             response = connection.getresponse()
             return response.status, response.reason, response.getheaders(), response.read()
         except Exception:
