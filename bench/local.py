@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.callers import Caller
 from bench.session import Session, booking
 
 SCENARIOS = {"happy": None, "fail_at_payment": {"fail_at": "payment"}}
@@ -90,26 +91,29 @@ class _Ids:
             return f"{prefix}-{self._next:06d}"
 
 
-def closed_loop(session: Session, ids: _Ids, scenario: str, concurrency: int, bookings: int) -> tuple[list, float]:
-    """``concurrency`` clients, each starting its next booking as soon as its last one ended."""
+def closed_loop(
+    session: Session, callers: list[Caller], ids: _Ids, scenario: str, concurrency: int, bookings: int
+) -> tuple[list, float]:
+    """``concurrency`` clients, each starting its next booking (in a caller process of its own) as soon as its
+    last one ended."""
     remaining = iter(range(bookings))
     lock = threading.Lock()
     latencies: list[float] = []
     failures: list[BaseException] = []
 
-    def client() -> None:
+    def client(caller: Caller) -> None:
         try:
             while True:
                 with lock:
                     if next(remaining, None) is None:
                         return
-                seconds, _ = session.book(booking(ids(scenario), SCENARIOS[scenario]))
+                seconds, _ = session.book(booking(ids(scenario), SCENARIOS[scenario]), caller)
                 with lock:
                     latencies.append(seconds)
         except BaseException as error:  # re-raised in the caller's thread below
             failures.append(error)
 
-    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=client, args=(caller,), daemon=True) for caller in callers[:concurrency]]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -130,14 +134,15 @@ def measure(
 ) -> list[Cell]:
     """Every scenario at every concurrency, after a warm-up that starts the function workers a batch needs."""
     ids = _Ids()
-    for scenario in SCENARIOS:
-        closed_loop(session, ids, scenario, max(concurrencies), 2 * max(concurrencies))
     cells = []
-    for concurrency in concurrencies:
+    with session.callers(max(concurrencies)) as callers:
         for scenario in SCENARIOS:
-            progress(f"{engine}, speedups {speedups}: {bookings} x {scenario}, {concurrency} in flight")
-            latencies, seconds = closed_loop(session, ids, scenario, concurrency, bookings)
-            cells.append(Cell(engine, speedups, scenario, concurrency, tuple(latencies), seconds))
+            closed_loop(session, callers, ids, scenario, max(concurrencies), 2 * max(concurrencies))
+        for concurrency in concurrencies:
+            for scenario in SCENARIOS:
+                progress(f"{engine}, speedups {speedups}: {bookings} x {scenario}, {concurrency} in flight")
+                latencies, seconds = closed_loop(session, callers, ids, scenario, concurrency, bookings)
+                cells.append(Cell(engine, speedups, scenario, concurrency, tuple(latencies), seconds))
     _check_outcomes(session)
     return cells
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.callers import Caller, callers
 from booking_saga.executions import start_booking
 from booking_saga.ledger import Ledger
 from booking_saga.services import reference_trip
@@ -65,14 +66,21 @@ class Session:
     stepfunctions: Any  # one boto3 client for every booking: creating one costs more than a bare execution
     assembly: Path
 
-    def book(self, document: dict) -> tuple[float, str]:
-        """Accept the booking and start the saga, as ``saga.bookings.start_booking`` does, and wait for its end:
-        (seconds from the start request to the end, execution ARN)."""
+    def book(self, document: dict, caller: Caller | None = None) -> tuple[float, str]:
+        """Accept the booking and start the saga, as ``saga.bookings.start_booking`` does, here or in ``caller``'s
+        process, and wait for its end: (seconds from the start request to the end, execution ARN)."""
         started = time.perf_counter()
-        arn = start_booking(
-            self.stepfunctions, self.deployment.registry(), self.deployment.state_machine_arn, document
-        ).execution_arn
+        if caller is None:
+            arn = start_booking(
+                self.stepfunctions, self.deployment.registry(), self.deployment.state_machine_arn, document
+            ).execution_arn
+        else:
+            arn = caller.start(document)
         return self.finishes.wait(arn) - started, arn
+
+    def callers(self, count: int):
+        """``count`` processes that start bookings on this deployment (``bench.callers``)."""
+        return callers(count, DEFAULT_STACK, self.cloud.endpoint_url, self.cloud.dynamodb_endpoint_url)
 
     def lambda_billing(self) -> dict:
         """Memory and architecture, which Lambda bills by, as the template sets them for all six functions
