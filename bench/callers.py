@@ -3,8 +3,9 @@
 The product's callers (the ``saga`` command, scripts, the HTTP API's clients) are processes of their
 own. Started from the benchmark's process instead, their requests' CPU (boto3 building, signing and
 parsing three requests a booking) would run under the local cloud's GIL and cap the concurrent batches
-at that one core. A caller reads one booking a line on stdin and answers with its execution's ARN, or
-``{"error": ...}``; ``python -m bench.callers STACK ENDPOINT DYNAMODB_ENDPOINT`` runs one.
+at that one core. A caller reads one request a line on stdin, a deployment to use (``{"deployment":
+[stack, endpoint, DynamoDB endpoint]}``) or a booking to start (``{"booking": ...}``), and answers each
+with ``"ready"`` or the execution's ARN, or with ``{"error": ...}``. ``python -m bench.callers`` runs one.
 """
 
 import json
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,27 +22,23 @@ ROOT = Path(__file__).resolve().parents[1]
 class Caller:
     """One caller process, used by one thread at a time."""
 
-    def __init__(self, stack: str, endpoint_url: str, dynamodb_endpoint_url: str) -> None:
+    def __init__(self) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "bench.callers", stack, endpoint_url, dynamodb_endpoint_url],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            [sys.executable, "-m", "bench.callers"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
 
-    def ready(self) -> None:
-        self._answer()
+    def use(self, stack: str, endpoint_url: str, dynamodb_endpoint_url: str) -> None:
+        """Start the next bookings on this deployment (each benchmark session deploys its own)."""
+        self._ask({"deployment": [stack, endpoint_url, dynamodb_endpoint_url]})
 
     def start(self, document: dict) -> str:
         """Accept the booking and start its saga (``start_booking``) in the caller: the execution's ARN."""
-        assert self._process.stdin is not None
-        self._process.stdin.write(json.dumps(document) + "\n")
-        self._process.stdin.flush()
-        return self._answer()
+        return self._ask({"booking": document})
 
-    def _answer(self) -> str:
-        assert self._process.stdout is not None
+    def _ask(self, request: dict) -> str:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(json.dumps(request) + "\n")
+        self._process.stdin.flush()
         line = self._process.stdout.readline()
         if not line:
             raise RuntimeError(f"a benchmark caller ended (exit code {self._process.wait()})")
@@ -56,35 +54,44 @@ class Caller:
 
 
 @contextmanager
-def callers(count: int, stack: str, endpoint_url: str, dynamodb_endpoint_url: str) -> Iterator[list[Caller]]:
-    """``count`` callers of the deployed stack, started side by side and ended on leaving."""
-    with ExitStack() as stack_of_callers:
+def callers(count: int) -> Iterator[list[Caller]]:
+    """``count`` callers, started side by side (each imports boto3) and ended on leaving."""
+    with ExitStack() as running:
         started = []
         for _ in range(count):
-            caller = Caller(stack, endpoint_url, dynamodb_endpoint_url)
-            stack_of_callers.callback(caller.close)
+            caller = Caller()
+            running.callback(caller.close)
             started.append(caller)
-        for caller in started:
-            caller.ready()
         yield started
 
 
-def _serve(stack: str, endpoint_url: str, dynamodb_endpoint_url: str) -> None:
+def _serve() -> None:
     from booking_saga.executions import start_booking
     from saga.deployment import find_deployment
 
-    deployment = find_deployment(stack, endpoint_url=endpoint_url, dynamodb_endpoint_url=dynamodb_endpoint_url)
-    stepfunctions, registry = deployment.client("stepfunctions"), deployment.registry()
-    arn = deployment.state_machine_arn
-    print(json.dumps("ready"), flush=True)
+    stepfunctions: Any = None
+    registry: Any = None
+    state_machine_arn = ""
     for line in sys.stdin:
+        request = json.loads(line)
         answer: str | dict
         try:
-            answer = start_booking(stepfunctions, registry, arn, json.loads(line)).execution_arn
+            if "deployment" in request:
+                stack, endpoint_url, dynamodb_endpoint_url = request["deployment"]
+                deployment = find_deployment(
+                    stack, endpoint_url=endpoint_url, dynamodb_endpoint_url=dynamodb_endpoint_url
+                )
+                stepfunctions, registry = deployment.client("stepfunctions"), deployment.registry()
+                state_machine_arn = deployment.state_machine_arn
+                answer = "ready"
+            elif stepfunctions is None:
+                raise RuntimeError("no deployment to start bookings on: send one first")
+            else:
+                answer = start_booking(stepfunctions, registry, state_machine_arn, request["booking"]).execution_arn
         except Exception as error:  # told to the benchmark, which stops with it
             answer = {"error": f"{type(error).__name__}: {error}"}
         print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":
-    _serve(*sys.argv[1:4])
+    _serve()

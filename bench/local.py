@@ -126,6 +126,7 @@ def closed_loop(
 
 def measure(
     session: Session,
+    callers: list[Caller],
     engine: str,
     speedups: str,
     bookings: int,
@@ -134,15 +135,15 @@ def measure(
 ) -> list[Cell]:
     """Every scenario at every concurrency, after a warm-up that starts the function workers a batch needs."""
     ids = _Ids()
+    session.aim(callers)
+    for scenario in SCENARIOS:
+        closed_loop(session, callers, ids, scenario, max(concurrencies), 2 * max(concurrencies))
     cells = []
-    with session.callers(max(concurrencies)) as callers:
+    for concurrency in concurrencies:
         for scenario in SCENARIOS:
-            closed_loop(session, callers, ids, scenario, max(concurrencies), 2 * max(concurrencies))
-        for concurrency in concurrencies:
-            for scenario in SCENARIOS:
-                progress(f"{engine}, speedups {speedups}: {bookings} x {scenario}, {concurrency} in flight")
-                latencies, seconds = closed_loop(session, callers, ids, scenario, concurrency, bookings)
-                cells.append(Cell(engine, speedups, scenario, concurrency, tuple(latencies), seconds))
+            progress(f"{engine}, speedups {speedups}: {bookings} x {scenario}, {concurrency} in flight")
+            latencies, seconds = closed_loop(session, callers, ids, scenario, concurrency, bookings)
+            cells.append(Cell(engine, speedups, scenario, concurrency, tuple(latencies), seconds))
     _check_outcomes(session)
     return cells
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench import cold_start, contention, designs, local, loops, prices, report
 from bench import cost as cost_model
+from bench.callers import callers
 from bench.session import TIMEOUT_SCALE, WAIT_SCALE, deployed
 from saga.synth import cached_assembly
 
@@ -29,15 +30,16 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     assembly = cached_assembly()
     concurrencies = sorted({1, 2, args.concurrency})
     cells, cost, cold = [], {}, {}
-    for engine, invoker in ENGINES:
-        for speedups, options in reversed(local.SPEEDUPS.items()):
-            progress(f"deploying into a fresh local cloud: {engine}, speedups {speedups}")
-            with deployed(assembly, invoker=invoker, **options) as session:
-                measured = local.measure(session, engine, speedups, args.bookings, concurrencies, progress)
-                cells += [cell.to_json() for cell in measured]
-                if invoker is None and speedups == "all":  # the local cloud as shipped
-                    cost = cost_model.measure(session, args.cost_runs, progress)
-                    cold = cold_start.measure(session, assembly, args.cold_runs, progress)
+    with callers(max(concurrencies)) as clients:
+        for engine, invoker in ENGINES:
+            for speedups, options in reversed(local.SPEEDUPS.items()):
+                progress(f"deploying into a fresh local cloud: {engine}, speedups {speedups}")
+                with deployed(assembly, invoker=invoker, **options) as session:
+                    measured = local.measure(session, clients, engine, speedups, args.bookings, concurrencies, progress)
+                    cells += [cell.to_json() for cell in measured]
+                    if invoker is None and speedups == "all":  # the local cloud as shipped
+                        cost = cost_model.measure(session, args.cost_runs, progress)
+                        cold = cold_start.measure(session, assembly, args.cold_runs, progress)
     hot = contention.measure(assembly, args.contention, progress)
     measured_loops = {}
     if args.loops:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.callers import Caller, callers
+from bench.callers import Caller
 from booking_saga.executions import start_booking
 from booking_saga.ledger import Ledger
 from booking_saga.services import reference_trip
@@ -78,9 +78,10 @@ class Session:
             arn = caller.start(document)
         return self.finishes.wait(arn) - started, arn
 
-    def callers(self, count: int):
-        """``count`` processes that start bookings on this deployment (``bench.callers``)."""
-        return callers(count, DEFAULT_STACK, self.cloud.endpoint_url, self.cloud.dynamodb_endpoint_url)
+    def aim(self, callers: list[Caller]) -> None:
+        """Have ``callers`` start their bookings on this session's deployment."""
+        for caller in callers:
+            caller.use(DEFAULT_STACK, self.cloud.endpoint_url, self.cloud.dynamodb_endpoint_url)
 
     def lambda_billing(self) -> dict:
         """Memory and architecture, which Lambda bills by, as the template sets them for all six functions
