@@ -96,6 +96,8 @@ def closed_loop(
 ) -> tuple[list, float]:
     """``concurrency`` clients, each starting its next booking (in a caller process of its own) as soon as its
     last one ended."""
+    if len(callers) < concurrency:
+        raise ValueError(f"{concurrency} bookings in flight need as many callers, not {len(callers)}")
     remaining = iter(range(bookings))
     lock = threading.Lock()
     latencies: list[float] = []
