@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, ClassVar
+from typing import Any
 
 from botocore.exceptions import ClientError
 from moto.dynamodb.models import dynamodb_backends
@@ -39,8 +39,11 @@ from werkzeug.wrappers import Request, Response
 from saga.localcloud.moto_patches import MotoServer, TransactionHolds
 
 START_TIMEOUT_SECONDS = 30
-# Headers that describe one hop's connection, not the request (RFC 9110, section 7.6.1).
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
+# Headers that describe one hop's connection, not the message (RFC 9110, section 7.6.1).
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
+_RESENT = _HOP_BY_HOP | {"host", "content-length"}  # a forwarded request's, which http.client sets anew
+# moto's response classes by the X-Amz-Target prefix of the requests they answer.
+_HANDLERS = {"DynamoDB_20120810": DynamoHandler, "DynamoDBStreams_20120810": DynamoDBStreamsHandler}
 
 
 class TableProcess:
@@ -178,19 +181,22 @@ def _handle(request: tuple, transactions: TransactionHolds) -> tuple[str, Any]:
         return "error", RuntimeError(f"{type(error).__name__}: {error}")
 
 
+def _dynamodb_handler(environ: dict) -> type | None:
+    """moto's response class for a DynamoDB request, told apart by its X-Amz-Target; None for any other."""
+    return _HANDLERS.get(environ.get("HTTP_X_AMZ_TARGET", "").partition(".")[0])
+
+
 class DynamoDBApp:
     """The DynamoDB process's WSGI app: a DynamoDB request goes straight to moto's handler, as moto's own view
     hands it over (recorded; a ClientError answered with a 400, an HTTPException with itself), without the
     routing that a server of every service needs (Flask's and moto's: about a tenth of the process's CPU).
     Any other request (moto's API, its recorder) goes to ``app``."""
 
-    _HANDLERS: ClassVar = {"DynamoDB_20120810": DynamoHandler, "DynamoDBStreams_20120810": DynamoDBStreamsHandler}
-
     def __init__(self, app):
         self._app = app
 
     def __call__(self, environ, start_response):
-        handler = self._HANDLERS.get(environ.get("HTTP_X_AMZ_TARGET", "").partition(".")[0])
+        handler = _dynamodb_handler(environ)
         if handler is None:
             return self._app(environ, start_response)
         request = BackendRequest(environ)
@@ -208,19 +214,17 @@ class DynamoDBForwarder:
     """WSGI middleware: hands a DynamoDB request (told apart by its X-Amz-Target) to the DynamoDB process, and
     every other request to ``app``. The answer goes back as the DynamoDB process gave it."""
 
-    _TARGETS = ("DynamoDB_20120810.", "DynamoDBStreams_20120810.")
-
     def __init__(self, app, endpoint_url: str):
         self._app = app
         self._address = endpoint_url.removeprefix("http://")
         self._connections = threading.local()  # one kept-alive connection per server thread
 
     def __call__(self, environ, start_response):
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith(self._TARGETS):
+        if _dynamodb_handler(environ) is None:
             return self._app(environ, start_response)
         request = Request(environ)
         status, reason, response_headers, answer = self._forward(request)
-        start_response(f"{status} {reason}", _end_to_end(response_headers))
+        start_response(f"{status} {reason}", _passed_on(response_headers, environ["SERVER_SOFTWARE"]))
         return [answer]
 
     def _forward(self, request: Request) -> tuple[int, str, list, bytes]:
@@ -228,7 +232,8 @@ class DynamoDBForwarder:
         if connection is None:
             connection = self._connections.connection = http.client.HTTPConnection(self._address, timeout=300)
         body = request.get_data()
-        headers = {**dict(_end_to_end(request.headers.items())), "Content-Length": str(len(body))}
+        headers = {name: value for name, value in request.headers.items() if name.lower() not in _RESENT}
+        headers["Content-Length"] = str(len(body))
         try:
             connection.request(request.method, request.environ["RAW_URI"], body, headers)  # as the client sent it
             response = connection.getresponse()
@@ -239,5 +244,13 @@ class DynamoDBForwarder:
             raise
 
 
-def _end_to_end(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(name, value) for name, value in headers if name.lower() not in _HOP_BY_HOP]
+def _passed_on(headers: Iterable[tuple[str, str]], server_software: str) -> list[tuple[str, str]]:
+    """The DynamoDB process's answer as the one endpoint sends it on: without the hop's headers, nor the date and
+    the server line that process's HTTP server sent of its own, which this endpoint's server sends too
+    (``BaseHTTPRequestHandler.send_response``); its Content-Length kept, so the answer is not chunked."""
+    return [
+        (name, value)
+        for name, value in headers
+        if name.lower() not in _HOP_BY_HOP | {"date"}
+        and not (name.lower() == "server" and value.partition(" ")[0] == server_software)
+    ]

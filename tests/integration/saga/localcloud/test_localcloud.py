@@ -239,6 +239,21 @@ def test_the_one_endpoint_forwards_dynamodb_to_its_process(cloud):
         )
     assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # The same headers as the process's own answer: one date and server line, the length kept (not chunked).
+    key = {"pk": {"S": "forwarded-1"}}
+    via_endpoint, from_process = (
+        _headers(client.get_item(TableName=table, Key=key)) for client in (forwarded, cloud.client("dynamodb"))
+    )
+    assert via_endpoint.pop("date").count("GMT") == from_process.pop("date").count("GMT") == 1
+    assert via_endpoint == from_process
+    assert "content-length" in via_endpoint
+
+
+def _headers(answer: dict) -> dict[str, str]:
+    """An answer's HTTP headers, but its request id."""
+    headers = dict(answer["ResponseMetadata"]["HTTPHeaders"])
+    del headers["x-amzn-requestid"]
+    return headers
 
 
 def test_a_handler_exception_is_the_error_name_the_catch_matches(cloud):
