@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,11 +66,9 @@ def callers(count: int) -> Iterator[list[Caller]]:
 
 def _serve() -> None:
     from booking_saga.executions import start_booking
-    from saga.deployment import find_deployment
+    from saga.deployment import Deployment, find_deployment
 
-    stepfunctions: Any = None
-    registry: Any = None
-    state_machine_arn = ""
+    deployment: Deployment | None = None
     for line in sys.stdin:
         request = json.loads(line)
         answer: str | dict
@@ -81,13 +78,12 @@ def _serve() -> None:
                 deployment = find_deployment(
                     stack, endpoint_url=endpoint_url, dynamodb_endpoint_url=dynamodb_endpoint_url
                 )
-                stepfunctions, registry = deployment.client("stepfunctions"), deployment.registry()
-                state_machine_arn = deployment.state_machine_arn
                 answer = "ready"
-            elif stepfunctions is None:
+            elif deployment is None:
                 raise RuntimeError("no deployment to start bookings on: send one first")
             else:
-                answer = start_booking(stepfunctions, registry, state_machine_arn, request["booking"]).execution_arn
+                stepfunctions, arn = deployment.client("stepfunctions"), deployment.state_machine_arn
+                answer = start_booking(stepfunctions, deployment.registry(), arn, request["booking"]).execution_arn
         except Exception as error:  # told to the benchmark, which stops with it
             answer = {"error": f"{type(error).__name__}: {error}"}
         print(json.dumps(answer), flush=True)
