@@ -76,8 +76,11 @@ from contextlib import ExitStack, contextmanager
 from typing import IO, Any, NamedTuple, cast
 
 import boto3
-from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.awsrequest import AWSResponse, create_request_object
 from botocore.config import Config
+from botocore.endpoint import convert_to_response_dict
+from botocore.model import OperationModel
+from botocore.parsers import create_parser
 from moto import backends
 from moto.apigateway.models import apigateway_backends
 from moto.awslambda.exceptions import LambdaClientError
@@ -87,7 +90,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.cloudformation.models import Stack as CloudFormationStack
 from moto.cloudformation.parsing import get_model_map
 from moto.core import responses as moto_responses
-from moto.core.base_backend import AccountSpecificBackend
+from moto.core.base_backend import AccountSpecificBackend, BaseBackend
 from moto.core.botocore_stubber import BotocoreStubber, MockRawResponse
 from moto.core.common_models import CloudFormationModel
 from moto.core.responses import ActionResult
@@ -415,7 +418,7 @@ def applied(
             _conflict_with_transactions_in_progress(transactions, undo)
             _refuse_unparsable_expressions(undo)
             _parse_definitions_apart(undo)
-            _list_moto_modules_once(undo)
+            _look_up_moto_once(undo)
             _take_shortcuts(undo)
             _make_runtime_and_data_limit_errors_uncatchable(undo)
             _measure_payloads_as_utf8(undo)
@@ -1185,12 +1188,19 @@ def _parse_definitions_apart(undo: ExitStack) -> None:
     _replace(undo, Preprocessor, "_query_language_per_scope", property(scopes))
 
 
-def _list_moto_modules_once(undo: ExitStack) -> None:
-    """moto's server checks each request's service against ``list_of_moto_modules``, which lists moto's package
-    directory and stats every entry in it each time: about a tenth of the local cloud's CPU. The directory does
-    not change while the local cloud runs, so it is listed once."""
+def _look_up_moto_once(undo: ExitStack) -> None:
+    """moto looks up, on each request, what does not change while the local cloud runs: its server checks the
+    request's service against ``list_of_moto_modules``, which lists moto's package directory and stats every entry
+    in it (about a tenth of the local cloud's CPU); its request stubber imports the service's backend module anew
+    (``get_backend``) and rebuilds the backend's URL table (``BaseBackend.urls`` formats each path with each URL
+    base), together about 1 ms of the three Lambda invocations of a booking. Each is done once: once per backend for
+    the URL tables, since a reset makes new backends."""
     modules = tuple(backends.list_of_moto_modules())
     _replace(undo, backends, "list_of_moto_modules", lambda: modules)
+    _replace(undo, backends, "get_backend", functools.cache(backends.get_backend))
+    urls = functools.cached_property(BaseBackend.__dict__["urls"].fget)
+    urls.__set_name__(BaseBackend, "urls")
+    _replace(undo, BaseBackend, "urls", urls)
 
 
 @contextmanager
@@ -1378,20 +1388,25 @@ def _reuse_interpreter_clients(undo: ExitStack) -> None:
     below), and boto3 clients are thread-safe, so one of each is kept.
 
     Each one's requests are answered in this process, as moto answers them under ``mock_aws``: botocore still
-    serializes the request and parses the answer, and moto's own request stubber dispatches it to the same
-    response classes the server would, without the HTTP round trip through this process's own server (a client
-    and a server thread's parsing, for each of a booking's Lambda invocations). A request no local service
+    validates and serializes the request and parses the answer, and moto's own request stubber dispatches it to
+    the same response classes the server would. The answer comes from botocore's ``before-call`` event, the
+    seam botocore's own ``Stubber`` uses, so botocore neither signs the request (no local service checks a
+    signature, and the interpreter's clients hold made-up keys) nor runs its send path: about 1 ms of a
+    booking's CPU. The answer is parsed as botocore's endpoint parses it, and its clients make one attempt
+    (``max_attempts`` 0), so it lacks only the retry handler's count of attempts. A request no local service
     answers is refused, never sent to AWS."""
     clients: dict[tuple, Any] = {}
     creating = threading.Lock()
     stubber = BotocoreStubber()
 
-    def answer_in_process(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+    def answer_in_process(model: OperationModel, params: dict, **_: Any) -> tuple[AWSResponse, dict]:
+        request = create_request_object(params).prepare()
         answer = stubber.process_request(request)
         if answer is None:
             raise RuntimeError(f"the local cloud has no service answering {request.method} {request.url}")
         status, headers, body = answer
-        return AWSResponse(request.url, status, headers, MockRawResponse(body))  # type: ignore[arg-type]
+        response = AWSResponse(request.url, status, headers, MockRawResponse(body))  # type: ignore[arg-type]
+        return response, _parsed(response, model)
 
     def client(service_name: str, region_name: str, config: Config, endpoint_url: str | None = None, **credentials):
         key = (service_name, region_name)
@@ -1400,10 +1415,21 @@ def _reuse_interpreter_clients(undo: ExitStack) -> None:
                 clients[key] = boto3.client(
                     service_name=service_name, region_name=region_name, config=config, **credentials
                 )
-                clients[key].meta.events.register("before-send", answer_in_process)
+                clients[key].meta.events.register("before-call", answer_in_process)
             return clients[key]
 
     _replace(undo, boto_client, "boto3", types.SimpleNamespace(client=client))
+
+
+def _parsed(response: AWSResponse, model: OperationModel) -> dict:
+    """An answer as a botocore client parses it (``Endpoint._do_get_response``): the operation's output, or an
+    error with its modelled fields."""
+    parser = create_parser(model.service_model.resolved_protocol)
+    answer = convert_to_response_dict(response, model)
+    parsed = parser.parse(answer, model.output_shape)
+    if "Error" in parsed and (error_shape := model.service_model.shape_for_error_code(parsed["Error"]["Code"])):
+        parsed.update(parser.parse(answer, error_shape))
+    return parsed
 
 
 def _report_execution_ends(listener: ExecutionListener, undo: ExitStack) -> None:
