@@ -94,28 +94,33 @@ class _Ids:
 def closed_loop(
     session: Session, callers: list[Caller], ids: _Ids, scenario: str, concurrency: int, bookings: int
 ) -> tuple[list, float]:
-    """``concurrency`` clients, each starting its next booking (in a caller process of its own) as soon as its
-    last one ended."""
+    """``concurrency`` clients, each starting its next booking (in a caller process of its own, on a lane of its
+    own) as soon as its last one ended."""
     if len(callers) < concurrency:
         raise ValueError(f"{concurrency} bookings in flight need as many callers, not {len(callers)}")
+    if concurrency > session.lanes:
+        raise ValueError(f"{concurrency} bookings in flight need as many lanes, not {session.lanes}")
     remaining = iter(range(bookings))
     lock = threading.Lock()
     latencies: list[float] = []
     failures: list[BaseException] = []
 
-    def client(caller: Caller) -> None:
+    def client(caller: Caller, lane: int) -> None:
         try:
             while True:
                 with lock:
                     if next(remaining, None) is None:
                         return
-                seconds, _ = session.book(booking(ids(scenario), SCENARIOS[scenario]), caller)
+                seconds, _ = session.book(booking(ids(scenario), SCENARIOS[scenario], lane), caller)
                 with lock:
                     latencies.append(seconds)
         except BaseException as error:  # re-raised in the caller's thread below
             failures.append(error)
 
-    threads = [threading.Thread(target=client, args=(caller,), daemon=True) for caller in callers[:concurrency]]
+    threads = [
+        threading.Thread(target=client, args=(caller, lane), daemon=True)
+        for lane, caller in enumerate(callers[:concurrency])
+    ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()

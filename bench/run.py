@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         for engine, invoker in ENGINES:
             for speedups, options in reversed(local.SPEEDUPS.items()):
                 progress(f"deploying into a fresh local cloud: {engine}, speedups {speedups}")
-                with deployed(assembly, invoker=invoker, **options) as session:
+                with deployed(assembly, max(concurrencies), invoker=invoker, **options) as session:
                     measured = local.measure(session, clients, engine, speedups, args.bookings, concurrencies, progress)
                     cells += [cell.to_json() for cell in measured]
                     if invoker is None and speedups == "all":  # the local cloud as shipped

@@ -21,7 +21,6 @@ from saga.localcloud import LocalCloud
 WAIT_SCALE = 0.001
 # Stretched timeouts: on a busy 2-core machine a queued invocation must not turn into a timeout.
 TIMEOUT_SCALE = 10
-FLIGHT, HOTEL = "BENCH-FLIGHT", "BENCH-HOTEL"
 STOCK = 10_000_000  # never sells out, however many bookings a run makes
 EXECUTION_TIMEOUT_SECONDS = 120
 
@@ -49,11 +48,11 @@ class Finishes:
             return self._ended.pop(execution_arn)
 
 
-def booking(booking_id: str, chaos: dict | None = None) -> dict:
-    """The reference trip, for one seat and one room on the benchmark's own flight and hotel."""
+def booking(booking_id: str, chaos: dict | None = None, lane: int = 0) -> dict:
+    """The reference trip, for one seat and one room on the flight and hotel of the benchmark's ``lane``."""
     document = reference_trip(booking_id) | {
-        "flight": {"flight_id": FLIGHT, "seats": 1},
-        "hotel": {"hotel_id": HOTEL, "rooms": 1},
+        "flight": {"flight_id": f"BENCH-FLIGHT-{lane}", "seats": 1},
+        "hotel": {"hotel_id": f"BENCH-HOTEL-{lane}", "rooms": 1},
     }
     return document | ({"chaos": chaos} if chaos else {})
 
@@ -65,6 +64,7 @@ class Session:
     finishes: Finishes
     stepfunctions: Any  # one boto3 client for every booking: creating one costs more than a bare execution
     assembly: Path
+    lanes: int  # flights and hotels stocked, one per booking in flight (``deployed``)
 
     def book(self, document: dict, caller: Caller | None = None) -> tuple[float, str]:
         """Accept the booking and start the saga, as ``saga.bookings.start_booking`` does, here or in ``caller``'s
@@ -100,8 +100,11 @@ class Session:
 
 
 @contextmanager
-def deployed(assembly: Path, **cloud_options: Any) -> Iterator[Session]:
-    """A fresh local cloud with the stack deployed and the benchmark's flight and hotel stocked."""
+def deployed(assembly: Path, lanes: int = 1, **cloud_options: Any) -> Iterator[Session]:
+    """A fresh local cloud with the stack deployed and ``lanes`` flights and hotels stocked: one for each booking
+    in flight, as bookings spread over many trips do. Bookings of one item conflict (DynamoDB refuses a
+    transaction on an item another one holds, and the ledger retries it after a random wait), which measures
+    that item's contention (``bench.contention``), not how the local cloud runs bookings side by side."""
     finishes = Finishes()
     with LocalCloud(
         wait_scale=WAIT_SCALE, timeout_scale=TIMEOUT_SCALE, on_execution_end=finishes, **cloud_options
@@ -110,7 +113,8 @@ def deployed(assembly: Path, **cloud_options: Any) -> Iterator[Session]:
         deployment = find_deployment(
             DEFAULT_STACK, endpoint_url=cloud.endpoint_url, dynamodb_endpoint_url=cloud.dynamodb_endpoint_url
         )
-        Ledger(deployment.table("flight"), "flight").stock(FLIGHT, STOCK)
-        Ledger(deployment.table("hotel"), "hotel").stock(HOTEL, STOCK)
-        yield Session(cloud, deployment, finishes, deployment.client("stepfunctions"), assembly)
+        for lane in range(lanes):
+            Ledger(deployment.table("flight"), "flight").stock(f"BENCH-FLIGHT-{lane}", STOCK)
+            Ledger(deployment.table("hotel"), "hotel").stock(f"BENCH-HOTEL-{lane}", STOCK)
+        yield Session(cloud, deployment, finishes, deployment.client("stepfunctions"), assembly, lanes)
         cloud.wait_until_idle()  # the reconciler's deliveries of the last ends: none cut off by the teardown
