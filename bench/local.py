@@ -200,3 +200,21 @@ def ratios(cells: list[dict]) -> tuple[list[dict], list[dict]]:
                 }
             )
     return overhead, gains
+
+
+def overhead_without_transaction_window(unheld: list[Cell], cells: list[dict]) -> list[dict]:
+    """The real handlers' overhead one at a time again, measured on a local cloud whose transactions are never
+    in progress (``transaction_window`` 0), over the bare interpreter as shipped: without the time each
+    transaction is held so that conflicting writes meet as on DynamoDB, which is modelled time, not work."""
+    bare = {
+        cell["scenario"]: cell
+        for cell in cells
+        if (cell["engine"], cell["speedups"], cell["concurrency"]) == ("bare_interpreter", "all", 1)
+    }
+    overhead = []
+    for cell in unheld:
+        p50_ms = statistics.median(cell.latencies) * 1000
+        overhead.append(
+            {"scenario": cell.scenario, "p50_ms": p50_ms, "p50_ratio": p50_ms / bare[cell.scenario]["p50_ms"]}
+        )
+    return overhead

@@ -71,6 +71,11 @@ def table(results: dict) -> str:
                 for ratio in results["local"]["overhead"]
             ],
         ),
+        "  one at a time without the transactions' modelled time in progress (transaction_window 0): "
+        + ", ".join(
+            f"{ratio['scenario']} {ratio['p50_ratio']:.2f} ({ratio['p50_ms']:.1f} ms)"
+            for ratio in results["local"]["overhead_without_transaction_window"]
+        ),
         "",
         "Speedups, each before and after it is added (parse cache to moto as shipped, then client reuse)",
         *_grid(

@@ -40,6 +40,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
                     if invoker is None and speedups == "all":  # the local cloud as shipped
                         cost = cost_model.measure(session, args.cost_runs, progress)
                         cold = cold_start.measure(session, assembly, args.cold_runs, progress)
+        progress("deploying into a fresh local cloud: local_cloud with no transaction in progress")
+        with deployed(assembly, transaction_window=0) as session:
+            unheld = local.measure(session, clients, "local_cloud_no_window", "all", args.bookings, [1], progress)
     hot = contention.measure(assembly, args.contention, progress)
     measured_loops = {}
     if args.loops:
@@ -64,7 +67,12 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             "wait_scale": WAIT_SCALE,
             "timeout_scale": TIMEOUT_SCALE,
         },
-        "local": {"cells": cells, "overhead": overhead, "speedups": gains},
+        "local": {
+            "cells": cells,
+            "overhead": overhead,
+            "overhead_without_transaction_window": local.overhead_without_transaction_window(unheld, cells),
+            "speedups": gains,
+        },
         "cost": cost,
         "cold_start": cold,
         "contention": hot,

@@ -50,6 +50,7 @@ def test_it_writes_a_chart_and_prints_the_table(run):
     assert (out / "benchmark.png").read_bytes().startswith(b"\x89PNG")
     for heading in ("Local speed", "Overhead of the real handlers", "Speedups", "AWS cost", "Cold start", "Contention"):
         assert heading in stdout
+    assert "without the transactions' modelled time in progress" in stdout
     assert results["command"] == f"python -m bench --quick --bookings 2 --cold-runs 1 --out {out}"
     assert results["settings"]["bookings_per_batch"] == 2
     assert results["machine"]["nproc"] >= 1 and results["machine"]["python"]
@@ -74,7 +75,9 @@ def test_local_speed_covers_every_engine_cache_path_and_concurrency(run):
     assert len(results["local"]["overhead"]) == len(cells) // 2
     assert {gain["added"] for gain in results["local"]["speedups"]} == {"parse_cache", "all"}
     assert len(results["local"]["speedups"]) == len(cells) * 2 // 3
-    for ratio in results["local"]["overhead"] + results["local"]["speedups"]:
+    unheld = results["local"]["overhead_without_transaction_window"]
+    assert [ratio["scenario"] for ratio in unheld] == ["happy", "fail_at_payment"]
+    for ratio in results["local"]["overhead"] + results["local"]["speedups"] + unheld:
         assert all(value > 0 for name, value in ratio.items() if name.endswith(("ratio", "speedup", "_ms")))
 
 
