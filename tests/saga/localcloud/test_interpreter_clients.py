@@ -64,7 +64,7 @@ def put_twice(client: Any) -> None:
 
 CALLS = {
     "Lambda's 404": ("lambda", lambda client: client.invoke(FunctionName=MISSING_FUNCTION, Payload=b"{}")),
-    "SQS's error with modelled fields": (
+    "SQS's error with its query error code": (
         "sqs",
         lambda client: client.send_message(QueueUrl=MISSING_QUEUE, MessageBody="x"),
     ),
