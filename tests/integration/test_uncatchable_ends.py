@@ -17,7 +17,6 @@ from saga.audit import audit
 from saga.bookings import outcome_of, start_booking
 from tests.factories import booking
 
-TIMEOUT_SCALE = 0.4  # a reserve that hangs after its write is timed out by Lambda after 2 s, not 5
 BEGUN = ["ReserveFlight", "ReserveHotel"]
 
 
