@@ -48,11 +48,17 @@ class Finishes:
             return self._ended.pop(execution_arn)
 
 
-def booking(booking_id: str, chaos: dict | None = None, lane: int = 0) -> dict:
-    """The reference trip, for one seat and one room on the flight and hotel of the benchmark's ``lane``."""
+def lane(number: int) -> tuple[str, str]:
+    """The flight and the hotel a lane books (``deployed`` stocks them)."""
+    return f"BENCH-FLIGHT-{number}", f"BENCH-HOTEL-{number}"
+
+
+def booking(booking_id: str, chaos: dict | None = None, lane_number: int = 0) -> dict:
+    """The reference trip, for one seat and one room on the flight and hotel of the benchmark's lane."""
+    flight, hotel = lane(lane_number)
     document = reference_trip(booking_id) | {
-        "flight": {"flight_id": f"BENCH-FLIGHT-{lane}", "seats": 1},
-        "hotel": {"hotel_id": f"BENCH-HOTEL-{lane}", "rooms": 1},
+        "flight": {"flight_id": flight, "seats": 1},
+        "hotel": {"hotel_id": hotel, "rooms": 1},
     }
     return document | ({"chaos": chaos} if chaos else {})
 
@@ -113,8 +119,10 @@ def deployed(assembly: Path, lanes: int = 1, **cloud_options: Any) -> Iterator[S
         deployment = find_deployment(
             DEFAULT_STACK, endpoint_url=cloud.endpoint_url, dynamodb_endpoint_url=cloud.dynamodb_endpoint_url
         )
-        for lane in range(lanes):
-            Ledger(deployment.table("flight"), "flight").stock(f"BENCH-FLIGHT-{lane}", STOCK)
-            Ledger(deployment.table("hotel"), "hotel").stock(f"BENCH-HOTEL-{lane}", STOCK)
+        flights, hotels = Ledger(deployment.table("flight"), "flight"), Ledger(deployment.table("hotel"), "hotel")
+        for number in range(lanes):
+            flight, hotel = lane(number)
+            flights.stock(flight, STOCK)
+            hotels.stock(hotel, STOCK)
         yield Session(cloud, deployment, finishes, deployment.client("stepfunctions"), assembly, lanes)
         cloud.wait_until_idle()  # the reconciler's deliveries of the last ends: none cut off by the teardown
