@@ -212,9 +212,7 @@ def overhead_without_transaction_window(unheld: list[Cell], cells: list[dict]) -
         if (cell["engine"], cell["speedups"], cell["concurrency"]) == ("bare_interpreter", "all", 1)
     }
     overhead = []
-    for cell in unheld:
-        p50_ms = statistics.median(cell.latencies) * 1000
-        overhead.append(
-            {"scenario": cell.scenario, "p50_ms": p50_ms, "p50_ratio": p50_ms / bare[cell.scenario]["p50_ms"]}
-        )
+    for cell in map(Cell.to_json, unheld):
+        ratio = cell["p50_ms"] / bare[cell["scenario"]]["p50_ms"]
+        overhead.append({"scenario": cell["scenario"], "p50_ms": cell["p50_ms"], "p50_ratio": ratio})
     return overhead
