@@ -1,6 +1,17 @@
 """The interpreter's clients, answered in the local cloud's process (``moto_patches.applied``, without signing or
 sending a request), answer as a boto3 client under ``mock_aws`` does, through botocore's whole send and parse:
-the same output, and the same errors with their modelled fields."""
+the same output, and the same errors with their modelled fields, as AWS documents them:
+
+- Lambda's Invoke of an unknown function, ResourceNotFoundException with HTTP 404:
+  https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors
+- SQS's SendMessage to a queue that does not exist, QueueDoesNotExist:
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html#API_SendMessage_Errors
+- DynamoDB's refused condition, ConditionalCheckFailedException, carrying the item it met when
+  ReturnValuesOnConditionCheckFailure is ALL_OLD:
+  https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html#DDB-PutItem-request-ReturnValuesOnConditionCheckFailure
+
+The clients are unsigned: the local cloud evaluates no IAM (the README's list of what it cannot show), so no
+signature is checked either way."""
 
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
